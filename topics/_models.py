@@ -1,0 +1,313 @@
+"""Typed native messages (DESIGN §8), as pydantic 2 models the REST API can reuse.
+
+Every model is strict about what it accepts: unknown fields, NaN/Inf, over-long strings
+and out-of-range numbers are refused. Identifiers go through ``check_identifier`` so that
+whatever a model accepts can also stand in a topic.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from topics._names import check_identifier
+
+__all__ = [
+    "AgentCommand",
+    "AgentConn",
+    "AgentEvent",
+    "AgentKindName",
+    "AgentState",
+    "Assign",
+    "Award",
+    "Bid",
+    "Cancel",
+    "Cfp",
+    "EdgeEvent",
+    "EdgeStatus",
+    "ErrorReport",
+    "HubCommand",
+    "Identifier",
+    "Message",
+    "Pause",
+    "Resume",
+    "StepAccepted",
+    "StepDone",
+    "StepFailed",
+    "StepProgress",
+    "StepStarted",
+    "SyncArrival",
+    "SyncRelease",
+]
+
+MAX_TEXT = 1024
+"""Longest free-text string (messages, reasons) a model accepts."""
+
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+"""A string that may stand as one topic level: ASCII, 1–64 chars, no ``/ + # $``."""
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Timestamp = Annotated[float, Field(ge=0, le=1e11)]
+"""Seconds since the epoch (or virtual time); finite and non-negative."""
+AgentKindName = Literal["robot", "human", "ai"]
+Data = dict[str, Any]
+"""Free-form workflow data (step inputs/outputs, variables); size-limited by the codec."""
+
+
+class Message(BaseModel):
+    """Base of every native message: frozen, strict about extra fields, finite numbers."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, str_max_length=MAX_TEXT
+    )
+
+
+# --- agent → edge ------------------------------------------------------------------------
+
+
+class AgentConn(Message):
+    """``agent/{id}/conn``: retained announcement; the offline form is also the agent's will."""
+
+    type: Literal["conn"] = "conn"
+    agent_id: Identifier
+    online: bool
+    kind: AgentKindName = "robot"
+    capabilities: list[Identifier] = Field(default_factory=list, max_length=64)
+    liveness_s: float = Field(default=10.0, gt=0, le=3600)
+    """The agent promises a state message at least this often."""
+    ts: Timestamp = 0.0
+
+
+class AgentState(Message):
+    """``agent/{id}/state``: periodic state (QoS 0)."""
+
+    type: Literal["state"] = "state"
+    agent_id: Identifier
+    ts: Timestamp
+    status: Literal["idle", "busy", "charging", "error", "paused"] = "idle"
+    node: Identifier | None = None
+    """Node of the facility map the agent is at (or last passed)."""
+    x: float | None = Field(default=None, ge=-1e6, le=1e6)
+    y: float | None = Field(default=None, ge=-1e6, le=1e6)
+    battery: float | None = Field(default=None, ge=0, le=100)
+    """State of charge in percent."""
+    workflow_id: Identifier | None = None
+    step_id: Identifier | None = None
+    mode: Literal["automatic", "manual", "service"] = "automatic"
+    e_stop: bool = False
+
+
+class _AgentEventBase(Message):
+    event_id: Identifier
+    """Unique per agent; duplicates (QoS 1 redelivery) are ignored by it."""
+    agent_id: Identifier
+    ts: Timestamp
+
+
+class Bid(_AgentEventBase):
+    """A proposal answering a ``cfp``."""
+
+    type: Literal["bid"] = "bid"
+    cfp_id: Identifier
+    cost: float = Field(ge=0, le=1e9)
+    eta_s: float = Field(default=0.0, ge=0, le=1e7)
+
+
+class _StepEventBase(_AgentEventBase):
+    workflow_id: Identifier
+    step_id: Identifier
+    attempt: int = Field(default=1, ge=1, le=1000)
+
+
+class StepAccepted(_StepEventBase):
+    """The agent took the assigned step."""
+
+    type: Literal["step_accepted"] = "step_accepted"
+
+
+class StepStarted(_StepEventBase):
+    """The agent began the step's work."""
+
+    type: Literal["step_started"] = "step_started"
+
+
+class StepProgress(_StepEventBase):
+    """Fraction of the step done, 0 to 1."""
+
+    type: Literal["step_progress"] = "step_progress"
+    progress: float = Field(ge=0, le=1)
+
+
+class StepDone(_StepEventBase):
+    """The step finished; ``outputs`` feed data-flow dependencies."""
+
+    type: Literal["step_done"] = "step_done"
+    outputs: Data = Field(default_factory=dict)
+
+
+class StepFailed(_StepEventBase):
+    """The step failed; ``error_type`` is matched against the retry policy."""
+
+    type: Literal["step_failed"] = "step_failed"
+    error_type: Identifier = "error"
+    message: Text = ""
+    retryable: bool = True
+
+
+class SyncArrival(_StepEventBase):
+    """The agent reached a sync point (barrier) and waits for its release."""
+
+    type: Literal["sync_arrival"] = "sync_arrival"
+
+
+AgentEvent = Annotated[
+    Bid | StepAccepted | StepStarted | StepProgress | StepDone | StepFailed | SyncArrival,
+    Field(discriminator="type"),
+]
+"""Anything an agent sends on ``agent/{id}/event``."""
+
+
+# --- edge → agent ------------------------------------------------------------------------
+
+
+class _CommandBase(Message):
+    command_id: Identifier
+    """Unique; an agent applies a command id once (idempotent)."""
+    ts: Timestamp = 0.0
+
+
+class Assign(_CommandBase):
+    """Do this step."""
+
+    type: Literal["assign"] = "assign"
+    workflow_id: Identifier
+    step_id: Identifier
+    attempt: int = Field(default=1, ge=1, le=1000)
+    kind: AgentKindName
+    action: Identifier | None = None
+    """What to do, e.g. ``pick``, ``transport``, ``inspect``."""
+    location: Identifier | None = None
+    params: Data = Field(default_factory=dict)
+    inputs: Data = Field(default_factory=dict)
+    """Outputs of upstream steps (data flow)."""
+    timeout_s: float | None = Field(default=None, gt=0, le=1e7)
+
+
+class Cfp(_CommandBase):
+    """Call for proposals: bid on this step if you can."""
+
+    type: Literal["cfp"] = "cfp"
+    cfp_id: Identifier
+    workflow_id: Identifier
+    step_id: Identifier
+    capabilities: list[Identifier] = Field(default_factory=list, max_length=64)
+    location: Identifier | None = None
+    deadline_ts: Timestamp
+
+
+class Award(_CommandBase):
+    """Your bid won (the matching ``assign`` follows or is included by id)."""
+
+    type: Literal["award"] = "award"
+    cfp_id: Identifier
+    workflow_id: Identifier
+    step_id: Identifier
+
+
+class Pause(_CommandBase):
+    """Hold the current step."""
+
+    type: Literal["pause"] = "pause"
+    workflow_id: Identifier | None = None
+    step_id: Identifier | None = None
+
+
+class Resume(_CommandBase):
+    """Go on with the held step."""
+
+    type: Literal["resume"] = "resume"
+    workflow_id: Identifier | None = None
+    step_id: Identifier | None = None
+
+
+class Cancel(_CommandBase):
+    """Abandon the step."""
+
+    type: Literal["cancel"] = "cancel"
+    workflow_id: Identifier
+    step_id: Identifier
+    reason: Text = ""
+
+
+class SyncRelease(_CommandBase):
+    """Every participant of the sync point arrived: go."""
+
+    type: Literal["sync_release"] = "sync_release"
+    workflow_id: Identifier
+    step_id: Identifier
+
+
+AgentCommand = Annotated[
+    Assign | Cfp | Award | Pause | Resume | Cancel | SyncRelease,
+    Field(discriminator="type"),
+]
+"""Anything the edge sends on ``agent/{id}/cmd``."""
+
+
+# --- edge ↔ hub --------------------------------------------------------------------------
+
+
+class EdgeEvent(Message):
+    """One entry of a facility's event log, as streamed on ``edge/events``."""
+
+    type: Literal["edge_event"] = "edge_event"
+    seq: int = Field(ge=1, lt=2**63)
+    """Contiguous per facility, from 1."""
+    hlc: int = Field(ge=0, lt=2**63)
+    """Hybrid logical clock: physical milliseconds << 16 | logical counter."""
+    facility: Identifier
+    kind: Identifier
+    """What happened (``workflow_created``, ``step_assigned`` …)."""
+    workflow_id: Identifier | None = None
+    data: Data = Field(default_factory=dict)
+
+
+class HubCommand(Message):
+    """``edge/cmd``: a command from the hub; the edge replies with an event carrying its id."""
+
+    type: Literal["hub_command"] = "hub_command"
+    command_id: Identifier
+    action: Literal[
+        "create_workflow",
+        "cancel_workflow",
+        "pause_workflow",
+        "resume_workflow",
+        "operator_action",
+        "add_dependency",
+        "replay",
+        "checkpoint",
+    ]
+    args: Data = Field(default_factory=dict)
+    consistency: Literal["strong", "eventual", "bounded_staleness"] = "eventual"
+    ts: Timestamp = 0.0
+
+
+class EdgeStatus(Message):
+    """``edge/status``: retained online/offline with the high-water seq; also the will."""
+
+    type: Literal["edge_status"] = "edge_status"
+    facility: Identifier
+    online: bool
+    high_water_seq: int = Field(default=0, ge=0, lt=2**63)
+    ts: Timestamp = 0.0
+
+
+class ErrorReport(Message):
+    """``edge/errors``: an input the edge rejected, and why."""
+
+    type: Literal["error_report"] = "error_report"
+    reason: Identifier
+    message: Text
+    topic: Annotated[str, Field(max_length=512)] = ""
+    agent_id: str | None = Field(default=None, max_length=64)
+    ts: Timestamp = 0.0
