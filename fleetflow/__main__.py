@@ -11,12 +11,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from fleetflow._errors import CliError
+
+__all__ = ["CliError", "build_parser", "main"]
+
 # Order is the order of `fleetflow --help`.
 _COMMANDS = ("up", "broker", "edge", "bench")
-
-
-class CliError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

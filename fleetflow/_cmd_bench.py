@@ -1,16 +1,81 @@
-"""`fleetflow bench`."""
+"""``fleetflow bench core|e2e``: benchmarks that print JSON, each against a baseline of the same run.
+
+The workloads live in the ``bench`` package; this module only parses flags and prints.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import platform
+import sys
 from typing import Any
+
+from fleetflow.__main__ import CliError
 
 
 def register(sub: Any) -> None:
-    """Add the `bench` subcommand."""
-    p = sub.add_parser("bench", help="(not built yet)")
-    p.set_defaults(handler=_run)
+    """Add ``bench`` with its ``core`` and ``e2e`` workloads."""
+    p = sub.add_parser("bench", help="run a benchmark and print its figures (JSON with --json)")
+    which = p.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
+    core = which.add_parser(
+        "core", help="edge core vs transitions' HierarchicalMachine; store vs bare RocksDB"
+    )
+    core.add_argument("--quick", action="store_true", help="a smaller run (under 20 s)")
+    core.add_argument("--json", action="store_true", help="print one JSON object")
+    core.add_argument(
+        "--only", choices=("transitions", "store"), help="run one half of the benchmark"
+    )
+    core.set_defaults(handler=_run_core)
+    e2e = which.add_parser("e2e", help="edge ingest and reaction time through a real broker")
+    e2e.add_argument("--broker", choices=("mosquitto", "embedded"), default="mosquitto")
+    e2e.add_argument("--quick", action="store_true", help="a smaller run (under 30 s)")
+    e2e.add_argument("--json", action="store_true", help="print one JSON object")
+    e2e.add_argument("--agents", type=int, default=500, help="simulated agents (default 500)")
+    e2e.add_argument("--rate", type=float, default=2000.0, help="offered msg/s (default 2000)")
+    e2e.set_defaults(handler=_run_e2e)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+def _context(name: str, quick: bool) -> dict[str, Any]:
+    return {
+        "benchmark": name,
+        "quick": quick,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        json.dump(result, sys.stdout, sort_keys=False)
+        sys.stdout.write("\n")
+        return
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+
+
+def _run_core(args: argparse.Namespace) -> int:
+    from bench import core_store, core_transitions
+
+    result = _context("core", args.quick)
+    if args.only in (None, "transitions"):
+        result.update(core_transitions.run(quick=args.quick))
+    if args.only in (None, "store"):
+        result.update(core_store.run(quick=args.quick))
+    _print(result, args.json)
+    return 0
+
+
+def _run_e2e(args: argparse.Namespace) -> int:
+    from bench import e2e
+
+    if args.agents < 1 or args.rate <= 0:
+        raise CliError("--agents must be at least 1 and --rate above 0")
+    result = _context("e2e", args.quick)
+    result.update(e2e.run(broker=args.broker, quick=args.quick, agents=args.agents, rate=args.rate))
+    _print(result, args.json)
+    return 0

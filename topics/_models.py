@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from topics._errors import ProtocolError
 from topics._names import check_identifier
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ErrorReport",
     "HubCommand",
     "Identifier",
+    "IdentifierError",
     "Message",
     "Pause",
     "Resume",
@@ -44,8 +46,25 @@ __all__ = [
 MAX_TEXT = 1024
 """Longest free-text string (messages, reasons) a model accepts."""
 
-Identifier = Annotated[str, AfterValidator(check_identifier)]
-"""A string that may stand as one topic level: ASCII, 1–64 chars, no ``/ + # $``."""
+
+
+class IdentifierError(ValueError):
+    """A bad identifier inside a model; pydantic turns it into a ``ValidationError``.
+
+    Pydantic only converts ``ValueError``/``AssertionError`` raised by validators, so the
+    ``ProtocolError`` of ``check_identifier`` is re-raised as this, with the same sentence.
+    """
+
+
+def _valid_identifier(value: str) -> str:
+    try:
+        return check_identifier(value)
+    except ProtocolError as exc:
+        raise IdentifierError(exc.message) from None
+
+
+Identifier = Annotated[str, AfterValidator(_valid_identifier)]
+"""A string that may stand as one topic level: ASCII, 1 to 64 chars, no ``/ + # $``."""
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Timestamp = Annotated[float, Field(ge=0, le=1e11)]
 """Seconds since the epoch (or virtual time); finite and non-negative."""

@@ -43,12 +43,19 @@ VDA_KINDS: tuple[VdaKind, ...] = (
 # broker topics); spaces are refused too, they are never intended in an identifier.
 _IDENTIFIER = re.compile(r"[!-~]+")
 _FORBIDDEN = set("/+#$")
+# The same rule as one regex: the hot path (every decoded message) matches it once and
+# only a refusal walks the slower checks above to say what exactly is wrong.
+_VALID_IDENTIFIER = re.compile(r'[!"%-*,-.0-~]{1,64}')
 
 
 def check_identifier(value: str, what: str = "identifier") -> str:
     """Return ``value`` if it may stand as one topic level, else raise ``ProtocolError``."""
+    if isinstance(value, str) and _VALID_IDENTIFIER.fullmatch(value):
+        return value
     if not isinstance(value, str):
-        raise ProtocolError("bad_identifier", f"{what} must be a string, not {type(value).__name__}")
+        raise ProtocolError(
+            "bad_identifier", f"{what} must be a string, not {type(value).__name__}"
+        )
     if not value:
         raise ProtocolError("bad_identifier", f"{what} is empty")
     if len(value) > MAX_IDENTIFIER_LENGTH:
