@@ -1,4 +1,4 @@
-"""``fleetflow bench core|e2e``: benchmarks that print JSON, each against a baseline of the same run.
+"""``fleetflow bench core|e2e``: benchmarks that print JSON, each against a same-run baseline.
 
 The workloads live in the ``bench`` package; this module only parses flags and prints.
 """
@@ -12,7 +12,7 @@ import platform
 import sys
 from typing import Any
 
-from fleetflow.__main__ import CliError
+from fleetflow._errors import CliError
 
 
 def register(sub: Any) -> None:
