@@ -1,0 +1,246 @@
+"""A small declarative hierarchical state machine, and the workflow and step machines.
+
+States form a tree written as nested mappings; a state's path is dotted
+(``active.executing.step_validation``). A transition's source may be a parent: it then
+applies to every state below it. A destination that is a parent means its first leaf;
+``HISTORY`` means "the leaf remembered when the last ``remember`` transition left".
+The table is compiled once into ``leaf -> event -> row`` so a transition is two dict lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edge_runtime._core_errors import IllegalTransition
+
+__all__ = [
+    "HISTORY",
+    "STEP_MACHINE",
+    "STEP_TERMINAL",
+    "WORKFLOW_MACHINE",
+    "WORKFLOW_TERMINAL",
+    "Machine",
+    "Stateful",
+    "Transition",
+]
+
+HISTORY = "<history>"
+"""Destination meaning "return to the remembered leaf" (deep history)."""
+
+Tree = Mapping[str, "Tree"]
+Hook = Callable[[Any, str, str], None]
+
+
+class Stateful(Protocol):
+    """Anything a machine drives: a current leaf path and a remembered one."""
+
+    id: str
+    state: str
+    history: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """``event`` moves any leaf under ``source`` to ``dest``."""
+
+    event: str
+    source: str | tuple[str, ...]
+    dest: str
+    remember: bool = False
+    """Remember the leaf being left (for a later ``HISTORY`` destination)."""
+    internal: bool = False
+    """Fired by the engine itself, not by commands; left out of "it accepts" messages."""
+
+
+class Machine:
+    """A compiled hierarchical machine; instances of it are plain objects (``Stateful``)."""
+
+    def __init__(
+        self, name: str, tree: Tree, transitions: Sequence[Transition], initial: str
+    ) -> None:
+        self.name = name
+        """Word used in messages (``workflow``, ``step``)."""
+        self.leaves: tuple[str, ...] = tuple(_leaves(tree, ""))
+        """Every leaf state, as dotted paths, in tree order."""
+        self.states: tuple[str, ...] = tuple(_all_states(tree, ""))
+        self._first_leaf = {s: next(x for x in self.leaves if _under(x, s)) for s in self.states}
+        self.initial: str = self._first_leaf[initial]
+        self._table: dict[str, dict[str, tuple[str, bool]]] = {leaf: {} for leaf in self.leaves}
+        for t in transitions:
+            sources = (t.source,) if isinstance(t.source, str) else t.source
+            dest = t.dest if t.dest == HISTORY else self._resolve(t.dest)
+            for source in sources:
+                self._resolve(source)
+                for leaf in self.leaves:
+                    if _under(leaf, source):
+                        # First definition wins, so a child's own row overrides its parent's.
+                        self._table[leaf].setdefault(t.event, (dest, t.remember))
+        self._internal = frozenset(t.event for t in transitions if t.internal)
+        self._before: dict[str, list[Hook]] = {}
+        self._after: dict[str, list[Hook]] = {}
+
+    def _resolve(self, state: str) -> str:
+        if state not in self._first_leaf:
+            raise ValueError(f"{self.name} machine has no state {state!r}")
+        return self._first_leaf[state]
+
+    def on(self, event: str, *, before: Hook | None = None, after: Hook | None = None) -> None:
+        """Add a pre hook (may raise to refuse) and/or a post hook for ``event``."""
+        if before is not None:
+            self._before.setdefault(event, []).append(before)
+        if after is not None:
+            self._after.setdefault(event, []).append(after)
+
+    def accepts(self, state: str) -> tuple[str, ...]:
+        """Events an operator may send in leaf ``state`` (internal ones left out), in order."""
+        return tuple(e for e in self._table[state] if e not in self._internal)
+
+    def can(self, obj: Stateful, event: str) -> bool:
+        """Whether ``event`` is accepted now."""
+        return event in self._table[obj.state]
+
+    def check(self, obj: Stateful, event: str) -> None:
+        """Raise ``IllegalTransition`` naming the state and the accepted events, if refused."""
+        if event not in self._table[obj.state]:
+            accepted = ", ".join(self.accepts(obj.state)) or "nothing (it is final)"
+            raise IllegalTransition(
+                f"{self.name} {obj.id} is in {obj.state}; it accepts: {accepted} (not {event})"
+            )
+
+    def fire(self, obj: Stateful, event: str) -> str:
+        """Run ``event`` on ``obj`` atomically (pre hooks, move, post hooks); the new leaf."""
+        row = self._table[obj.state].get(event)
+        if row is None:
+            self.check(obj, event)
+        assert row is not None
+        dest, remember = row
+        source = obj.state
+        if dest == HISTORY:
+            dest = obj.history or self.initial
+            obj.history = None
+        elif remember:
+            obj.history = source
+        hooks = self._before.get(event)
+        if hooks:
+            for hook in hooks:
+                hook(obj, source, dest)
+        obj.state = dest
+        hooks = self._after.get(event)
+        if hooks:
+            for hook in hooks:
+                hook(obj, source, dest)
+        return dest
+
+    def is_in(self, state: str, ancestor: str) -> bool:
+        """Whether leaf ``state`` is ``ancestor`` or below it."""
+        return _under(state, ancestor)
+
+
+def _under(path: str, ancestor: str) -> bool:
+    return path == ancestor or path.startswith(ancestor + ".")
+
+
+def _leaves(tree: Tree, prefix: str) -> list[str]:
+    out: list[str] = []
+    for name, children in tree.items():
+        path = prefix + name
+        out.extend(_leaves(children, path + ".") if children else [path])
+    return out
+
+
+def _all_states(tree: Tree, prefix: str) -> list[str]:
+    out: list[str] = []
+    for name, children in tree.items():
+        out.append(prefix + name)
+        out.extend(_all_states(children, prefix + name + "."))
+    return out
+
+
+_LEAF: Tree = {}
+
+WORKFLOW_TREE: Tree = {
+    "pending": _LEAF,
+    "active": {
+        "initializing": _LEAF,
+        "executing": {
+            "step_preparation": _LEAF,
+            "step_execution": _LEAF,
+            "step_validation": _LEAF,
+            "step_cleanup": _LEAF,
+        },
+        "waiting_for_resource": _LEAF,
+        "synchronizing": _LEAF,
+    },
+    "paused": _LEAF,
+    "completed": _LEAF,
+    "failed": _LEAF,
+    "cancelled": _LEAF,
+}
+"""DESIGN §5's hierarchy, exactly."""
+
+WORKFLOW_MACHINE = Machine(
+    "workflow",
+    WORKFLOW_TREE,
+    [
+        Transition("start", "pending", "active.initializing", internal=True),
+        # The executing substate summarises the running steps: these move between them.
+        Transition("prepare", "active", "active.executing.step_preparation", internal=True),
+        Transition("execute", "active", "active.executing.step_execution", internal=True),
+        Transition("validate", "active", "active.executing.step_validation", internal=True),
+        Transition("clean_up", "active", "active.executing.step_cleanup", internal=True),
+        Transition("wait_resource", "active", "active.waiting_for_resource", internal=True),
+        Transition("synchronize", "active", "active.synchronizing", internal=True),
+        Transition("complete", "active", "completed", internal=True),
+        Transition("pause", "active", "paused", remember=True),
+        Transition("resume", "paused", HISTORY),
+        Transition(
+            "restore", ("active", "paused", "failed"), "active.initializing", internal=True
+        ),
+        Transition("cancel", ("pending", "active", "paused"), "cancelled"),
+        Transition("fail", ("pending", "active", "paused"), "failed"),
+        Transition("recover", "failed", "active.initializing"),
+    ],
+    initial="pending",
+)
+"""The workflow machine (DESIGN §5)."""
+
+WORKFLOW_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+STEP_TREE: Tree = {
+    name: _LEAF
+    for name in (
+        "pending", "ready", "allocating", "assigned", "preparing", "executing",
+        "validating", "cleanup", "done", "failed", "skipped", "compensated",
+    )
+}
+
+_RUNNING = ("allocating", "assigned", "preparing", "executing", "validating", "cleanup")
+
+STEP_MACHINE = Machine(
+    "step",
+    STEP_TREE,
+    [
+        Transition("ready", "pending", "ready"),
+        Transition("allocate", "ready", "allocating"),
+        Transition("assign", "allocating", "assigned"),
+        Transition("prepare", "assigned", "preparing"),
+        Transition("execute", ("ready", "preparing"), "executing"),
+        Transition("validate", "executing", "validating"),
+        Transition("clean_up", "validating", "cleanup"),
+        Transition("finish", "cleanup", "done"),
+        Transition("fail", ("pending", "ready", *_RUNNING), "failed"),
+        Transition("skip", ("pending", "ready", "allocating", "failed"), "skipped"),
+        Transition("retry", "failed", "pending"),
+        # Agent lost, checkpoint restore: an unfinished step goes back to the start.
+        Transition("requeue", ("ready", *_RUNNING), "pending"),
+        Transition("compensate", "done", "compensated"),
+        Transition("reset", ("done", "failed", "skipped", "compensated"), "pending"),
+    ],
+    initial="pending",
+)
+"""A step's own lifecycle (DESIGN §5)."""
+
+STEP_TERMINAL = frozenset({"done", "skipped", "compensated"})
+"""Step states that let dependants go on (``failed`` waits for a retry or an operator)."""

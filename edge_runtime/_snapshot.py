@@ -1,0 +1,113 @@
+"""The projection as deterministic msgpack bytes, and back (DESIGN §4 snapshots).
+
+Only what events set is stored; derived indexes (the allocation queue, the idle-agent
+lists) are rebuilt on load. Lists and insertion-ordered dicts keep the bytes identical for
+identical histories.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from edge_runtime._core_errors import CoreError
+from edge_runtime._projection import (
+    Agent,
+    Projection,
+    StepRun,
+    WorkflowRun,
+    _compensation_step,
+)
+
+__all__ = ["dump_projection", "load_projection"]
+
+_FORMAT = 1
+
+
+def _agent(a: Agent) -> list[Any]:
+    return [
+        a.id, a.kind, sorted(a.caps), a.liveness, a.online, a.status, a.node, a.battery,
+        a.mode, a.e_stop, list(a.task) if a.task else None, list(a.recent),
+    ]
+
+
+def _step(st: StepRun) -> list[Any]:
+    return [
+        st.id, st.state, st.attempt, st.failures, st.agent, st.outputs, st.error, st.retry_at,
+        st.timeout_at, st.wait_until, st.progress, st.arrived, st.done_seq, st.avoid,
+        st.comp_of, st.last_agent, list(st.preds),
+    ]
+
+
+def _workflow(wf: WorkflowRun) -> list[Any]:
+    return [
+        wf.id, wf.template.key, wf.state, wf.history, wf.priority, wf.deadline, wf.data,
+        wf.order, wf.awaiting, wf.checkpoints, wf.depends_on, wf.dependents, wf.rollback,
+        wf.reason, [_step(st) for st in wf.steps.values()],
+    ]
+
+
+def dump_projection(p: Projection) -> bytes:
+    """msgpack ``[format, facility, seq, hlc, agents, workflows, holds, commands]``."""
+    return msgpack.packb([
+        _FORMAT, p.facility, p._seq, p._hlc,
+        [_agent(a) for a in p._agents.values()],
+        [_workflow(wf) for wf in p._workflows.values()],
+        [[res, *holder] for res, holder in p._holds.items()],
+        list(p._commands),
+    ], use_bin_type=True)
+
+
+def load_projection(p: Projection, data: bytes) -> None:
+    """Fill the empty projection ``p`` from ``data``; ``CoreError`` if it does not fit."""
+    try:
+        fmt, facility, seq, hlc, agents, workflows, holds, commands = msgpack.unpackb(
+            data, raw=False, strict_map_key=False
+        )
+    except Exception as exc:  # msgpack raises many types; all mean "not a snapshot"
+        raise CoreError(f"snapshot does not decode: {exc}") from None
+    if fmt != _FORMAT:
+        raise CoreError(f"snapshot has format {fmt}; this build reads {_FORMAT}")
+    if facility != p.facility:
+        raise CoreError(f"snapshot is of facility {facility}, not {p.facility}")
+    p._seq, p._hlc = seq, hlc
+    for row in agents:
+        aid, kind, caps, liveness, online, status, node, battery, mode, e_stop, task, recent = row
+        a = p._agents[aid] = Agent(aid, kind, tuple(caps), liveness)
+        a.online, a.status, a.node, a.battery, a.mode, a.e_stop = (
+            online, status, node, battery, mode, e_stop)
+        a.task = (task[0], task[1]) if task else None
+        for eid in recent:
+            a.recent.append(eid)
+            a.recent_ids[eid] = None
+        p._set_idle(a)
+    for row in workflows:
+        (wid, tkey, state, history, priority, deadline, wdata, order, awaiting, checkpoints,
+         depends_on, dependents, rollback, reason, steps) = row
+        wf = WorkflowRun(wid, p.template(tkey), priority, deadline, wdata, order)
+        wf.state, wf.history, wf.awaiting, wf.checkpoints = state, history, awaiting, checkpoints
+        wf.depends_on, wf.dependents, wf.rollback, wf.reason = (
+            depends_on, dependents, rollback, reason)
+        template_steps = wf.steps
+        wf.steps = {}
+        for s in steps:
+            comp_of = s[14]
+            if comp_of is None:
+                st = template_steps[s[0]]
+            else:
+                comp = wf.template.step(comp_of).compensation
+                assert comp is not None
+                st = StepRun(_compensation_step(comp_of, comp), ())
+            (st.id, st.state, st.attempt, st.failures, st.agent, st.outputs, st.error,
+             st.retry_at, st.timeout_at, st.wait_until, st.progress, st.arrived, st.done_seq,
+             st.avoid, st.comp_of, st.last_agent) = s[:16]
+            st.preds = tuple(s[16])
+            wf.steps[st.id] = st
+            if st.state == "allocating":
+                p._enqueue(wf, st)
+        p._workflows[wid] = wf
+    for res, wid, sid in holds:
+        p._holds[res] = (wid, sid)
+    for cmd in commands:
+        p._commands[cmd] = None

@@ -1,0 +1,284 @@
+"""Workflow templates (DESIGN §5): versioned YAML/JSON documents validated into pydantic models.
+
+A template lists steps; dependencies are written on the step that waits:
+
+- ``after``: sequential (one predecessor) and parallel fork/join (several steps share a
+  predecessor; a step after several waits for all of them);
+- ``when``: conditional, a CEL expression on ``data`` and ``outputs`` (false → skipped);
+- ``resources``: resource-based, the step starts only when every named resource is free and
+  holds them until it ends;
+- ``inputs``: data flow, ``{name: "step.output"}``; the step waits for that step and gets
+  the value in ``Assign.inputs``.
+
+Decision steps choose a branch (``then`` / ``else``); the other branch is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from edge_runtime._core_errors import TemplateError
+from edge_runtime._expr import ExpressionError, compile_expression
+from topics import Identifier
+
+__all__ = [
+    "AGENT_STEP_KINDS",
+    "Compensation",
+    "RetryPolicy",
+    "Step",
+    "StepKind",
+    "Template",
+    "load_template",
+    "load_templates",
+]
+
+StepKind = Literal["robot", "human", "ai", "sync", "decision", "wait"]
+AGENT_STEP_KINDS = frozenset({"robot", "human", "ai"})
+"""Step kinds carried out by an agent (allocated, assigned, reported on)."""
+
+_Seconds = float
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class RetryPolicy(_Model):
+    """How a failed step is retried (Temporal's names; intervals in seconds)."""
+
+    max_attempts: int = Field(default=3, ge=1, le=1000)
+    """Attempts in all, the first included; 1 means never retry."""
+    initial_interval: _Seconds = Field(default=1.0, ge=0, le=86400)
+    backoff_coefficient: float = Field(default=2.0, ge=1, le=100)
+    max_interval: _Seconds = Field(default=60.0, ge=0, le=86400)
+    non_retryable_errors: tuple[Identifier, ...] = ()
+    """``StepFailed.error_type`` values that fail the step at once."""
+
+    def delay(self, failures: int) -> float:
+        """Backoff before the attempt that follows failure number ``failures`` (from 1)."""
+        raw = self.initial_interval * self.backoff_coefficient ** (failures - 1)
+        return float(min(raw, self.max_interval))
+
+
+class Compensation(_Model):
+    """The step that undoes a completed step during a rollback (saga)."""
+
+    kind: Literal["robot", "human", "ai"]
+    action: Identifier | None = None
+    capabilities: tuple[Identifier, ...] = ()
+    location: Identifier | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = Field(default=None, gt=0, le=1e7)
+
+
+class Step(_Model):
+    """One step of a template."""
+
+    id: Identifier
+    kind: StepKind
+    description: str = Field(default="", max_length=1024)
+    capabilities: tuple[Identifier, ...] = ()
+    location: Identifier | None = None
+    """Node of the facility map where the step happens."""
+    action: Identifier | None = None
+    """What the agent does (VDA 5050 ``actionType`` for robots, e.g. ``pick``/``drop``)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    estimated_duration_s: float = Field(default=60.0, ge=0, le=1e7)
+    timeout_s: float | None = Field(default=None, gt=0, le=1e7)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    compensation: Compensation | None = None
+    safety: tuple[Identifier, ...] = ()
+    """Safety tags, e.g. ``exclusive_zone``; read by the conflict rules."""
+    after: tuple[Identifier, ...] = ()
+    when: str | None = Field(default=None, max_length=1024)
+    resources: tuple[Identifier, ...] = ()
+    inputs: dict[Identifier, str] = Field(default_factory=dict)
+    """Data flow: ``{local_name: "step_id.output_name"}``."""
+    outputs: tuple[Identifier, ...] = ()
+    """Outputs the step must report; checked at validation (missing → the step fails)."""
+    condition: str | None = Field(default=None, max_length=1024)
+    """Decision steps: CEL on ``data`` and ``outputs``."""
+    then: tuple[Identifier, ...] = Field(default=(), alias="then")
+    otherwise: tuple[Identifier, ...] = Field(default=(), alias="else")
+    duration_s: float | None = Field(default=None, ge=0, le=1e7)
+    """Wait steps: how long."""
+    signal: Identifier | None = None
+    """Wait steps: the operator signal that ends the wait."""
+    participants: tuple[Identifier, ...] = ()
+    """Sync steps: the steps whose agents must all arrive at the barrier."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
+
+    @property
+    def needs_agent(self) -> bool:
+        """Whether the step is allocated to an agent."""
+        return self.kind in AGENT_STEP_KINDS
+
+
+class Template(_Model):
+    """A versioned workflow template."""
+
+    name: Identifier
+    version: int = Field(default=1, ge=1, le=1_000_000)
+    description: str = Field(default="", max_length=4096)
+    on_failure: Literal["fail", "compensate"] = "fail"
+    """What a workflow does when it fails: just fail, or first roll back (saga)."""
+    steps: tuple[Step, ...] = Field(min_length=1, max_length=256)
+
+    _index: dict[str, int] = PrivateAttr(default_factory=dict)
+    _preds: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _branch_of: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Template:
+        index: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            if step.id in index:
+                raise ValueError(f"steps[{i}].id: duplicate step id {step.id!r}")
+            if "." in step.id or len(step.id) > 59:
+                # '.' and 5 spare characters name compensation steps (``<id>.undo``).
+                raise ValueError(f"steps[{i}].id: {step.id!r} must be ≤59 characters, no '.'")
+            index[step.id] = i
+        preds: dict[str, list[str]] = {s.id: [] for s in self.steps}
+        branch_of: dict[str, str] = {}
+
+        def ref(i: int, field: str, target: str) -> str:
+            if target not in index:
+                raise ValueError(f"steps[{i}].{field}: unknown step {target!r}")
+            if target == self.steps[i].id:
+                raise ValueError(f"steps[{i}].{field}: a step cannot depend on itself")
+            return target
+
+        for i, step in enumerate(self.steps):
+            mine = preds[step.id]
+            for p in step.after:
+                mine.append(ref(i, "after", p))
+            for name, source in step.inputs.items():
+                sid, dot, out = source.partition(".")
+                if not dot or not out:
+                    raise ValueError(f"steps[{i}].inputs.{name}: write 'step_id.output_name'")
+                mine.append(ref(i, f"inputs.{name}", sid))
+            for p in step.participants:
+                mine.append(ref(i, "participants", p))
+                if self.steps[index[p]].kind not in AGENT_STEP_KINDS:
+                    raise ValueError(f"steps[{i}].participants: {p!r} is not done by an agent")
+            self._check_kind(i, step)
+            for field in ("then", "otherwise"):
+                for target in getattr(step, field):
+                    ref(i, "else" if field == "otherwise" else field, target)
+                    if target in branch_of:
+                        raise ValueError(f"steps[{i}].{field}: {target!r} is in two branches")
+                    branch_of[target] = step.id
+                    preds[target].append(step.id)
+            for field, expr in (("when", step.when), ("condition", step.condition)):
+                if expr is not None:
+                    try:
+                        compile_expression(expr)
+                    except ExpressionError as exc:
+                        raise ValueError(f"steps[{i}].{field}: {exc}") from None
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph.add_nodes_from(index)
+        graph.add_edges_from((p, s) for s, ps in preds.items() for p in ps)
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            names = [edge[0] for edge in cycle] + [cycle[0][0]]
+            raise ValueError(f"steps: dependency cycle {' -> '.join(names)}")
+        self._index = index
+        self._preds = {s: tuple(dict.fromkeys(ps)) for s, ps in preds.items()}
+        self._branch_of = branch_of
+        return self
+
+    @staticmethod
+    def _check_kind(i: int, step: Step) -> None:
+        where = f"steps[{i}]"
+        if step.kind == "decision" and step.condition is None:
+            raise ValueError(f"{where}.condition: a decision step needs a condition")
+        if step.kind != "decision" and (step.condition or step.then or step.otherwise):
+            raise ValueError(f"{where}.condition: only decision steps have condition/then/else")
+        if step.kind == "wait" and (step.duration_s is None) == (step.signal is None):
+            raise ValueError(f"{where}.duration_s: a wait step needs a duration_s or a signal")
+        if step.kind == "sync" and len(step.participants) < 2:
+            raise ValueError(f"{where}.participants: a sync step needs at least two")
+        if step.kind != "sync" and step.participants:
+            raise ValueError(f"{where}.participants: only sync steps have participants")
+
+    @property
+    def key(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    def step(self, step_id: str) -> Step:
+        """The step ``step_id`` (``KeyError`` if unknown)."""
+        return self.steps[self._index[step_id]]
+
+    def has_step(self, step_id: str) -> bool:
+        """Whether the template declares ``step_id``."""
+        return step_id in self._index
+
+    def predecessors(self, step_id: str) -> tuple[str, ...]:
+        """Steps that must end before ``step_id`` may start (every dependency type)."""
+        return self._preds[step_id]
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_template(source: str | Path | Mapping[str, Any]) -> Template:
+    """Validate a template from a mapping, a YAML/JSON text, or a ``.yaml``/``.json`` file.
+
+    Any problem raises ``TemplateError`` naming the bad field's path, e.g.
+    ``steps[1].retry.max_attempts: Input should be greater than or equal to 1``.
+    """
+    where = ""
+    if isinstance(source, Path):
+        where = f"{source.name}: "
+        try:
+            source = source.read_text()
+        except OSError as exc:
+            raise TemplateError(f"{where}cannot read: {exc.strerror}") from None
+    if isinstance(source, str):
+        try:
+            doc = json.loads(source) if source.lstrip().startswith("{") else yaml.safe_load(source)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise TemplateError(f"{where}not valid YAML/JSON: {exc}") from None
+    else:
+        doc = source
+    if not isinstance(doc, Mapping):
+        raise TemplateError(f"{where}a template is a mapping with name, version and steps")
+    try:
+        return Template.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        path = _path(tuple(err["loc"]))
+        raise TemplateError(f"{where}{path}: {msg}" if path else f"{where}{msg}") from None
+
+
+def load_templates(directory: str | Path) -> dict[str, Template]:
+    """Every ``*.yaml``/``*.yml``/``*.json`` template of ``directory`` by name (newest
+    version) and by ``name@version``."""
+    found: dict[str, Template] = {}
+    for path in sorted(Path(directory).iterdir()):
+        if path.suffix in (".yaml", ".yml", ".json"):
+            template = load_template(path)
+            found[template.key] = template
+            best = found.get(template.name)
+            if best is None or best.version < template.version:
+                found[template.name] = template
+    return found
