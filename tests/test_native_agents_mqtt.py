@@ -1,0 +1,247 @@
+"""Simulated native agents over a real Mosquitto broker, driven by a tiny edge stand-in."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agents_sim.native import AgentSpec, Failure, FleetRunner, mixed_fleet
+from broker import Identity, PasswordFile, mqtt_ready, write_mosquitto_config
+from topics import (
+    AgentConn,
+    Assign,
+    Message,
+    agent_topic,
+    decode_agent_conn,
+    decode_agent_event,
+    decode_agent_state,
+    encode,
+)
+
+pytestmark = pytest.mark.mosquitto
+F = "plant1"
+
+
+def _spawn(mosquitto_bin: str, conf: Path, port: int) -> subprocess.Popen[bytes]:
+    if os.geteuid() == 0:
+        # As root Mosquitto drops to user "mosquitto", who cannot read our private files.
+        conf.write_text(conf.read_text() + "user root\n")
+    proc = subprocess.Popen([mosquitto_bin, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not mqtt_ready("127.0.0.1", port):
+        assert proc.poll() is None and time.monotonic() < deadline, "mosquitto did not start"
+        time.sleep(0.05)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def broker(mosquitto_bin: str, port: int, tmp_path: Path) -> Iterator[int]:
+    """An anonymous Mosquitto on a free port."""
+    conf = tmp_path / "m.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = _spawn(mosquitto_bin, conf, port)
+    try:
+        yield port
+    finally:
+        _stop(proc)
+
+
+class Edge:
+    """Stands in for the edge: records what agents send and publishes commands."""
+
+    def __init__(self, port: int, *, user: tuple[str, str] | None = None) -> None:
+        self.inbox: queue.SimpleQueue[tuple[str, Message]] = queue.SimpleQueue()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-standin")
+        if user:
+            self.client.username_pw_set(*user)
+        ready = queue.SimpleQueue[int]()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_a: ready.put(1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe([(f"fleetflow/v1/{F}/agent/+/{k}", 1)
+                               for k in ("event", "conn", "state")])
+        ready.get(timeout=5)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        kind = msg.topic.rsplit("/", 1)[1]
+        decoder = {"event": decode_agent_event, "conn": decode_agent_conn,
+                   "state": decode_agent_state}[kind]
+        self.inbox.put((msg.topic, decoder(bytes(msg.payload))))
+
+    def send(self, agent_id: str, cmd: Message) -> None:
+        self.client.publish(agent_topic(F, agent_id, "cmd"), encode(cmd), qos=1)
+
+    def wait_for(self, pred: object, timeout: float = 10.0) -> tuple[str, Message]:
+        """The first message for which ``pred(topic, msg)`` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            topic, msg = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+            if pred(topic, msg):  # type: ignore[operator]
+                return topic, msg
+
+    def events_of(self, agent_id: str, step_id: str, last: str, timeout: float = 10.0
+                  ) -> list[str]:
+        """Event types of one step, in arrival order, up to ``last``."""
+        seen: list[str] = []
+        while not seen or seen[-1] != last:
+            _, msg = self.wait_for(
+                lambda _t, m: getattr(m, "step_id", None) == step_id
+                and getattr(m, "agent_id", None) == agent_id
+                and m.type not in ("state",), timeout)
+            seen.append(str(msg.type))  # type: ignore[attr-defined]
+        return seen
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _assign(step: str, cid: str, **kw: object) -> Assign:
+    return Assign(command_id=cid, workflow_id="wf1", step_id=step, kind="robot",
+                  params={"duration_s": 0.3}, **kw)  # type: ignore[arg-type]
+
+
+def test_agent_answers_assign_with_the_event_sequence(broker: int) -> None:
+    """Over Mosquitto, an Assign yields accepted, started, progress x2, done — in order."""
+    edge = Edge(broker)
+    runner = FleetRunner(F, [AgentSpec("r1", progress_steps=2, state_period_s=0.2)], port=broker)
+    try:
+        runner.start()
+        edge.wait_for(lambda t, m: isinstance(m, AgentConn) and m.online)
+        edge.send("r1", _assign("s1", "c1"))
+        assert edge.events_of("r1", "s1", "step_done") == [
+            "step_accepted", "step_started", "step_progress", "step_progress", "step_done"]
+    finally:
+        runner.stop()
+        edge.close()
+
+
+def test_redelivered_assign_is_applied_once(broker: int) -> None:
+    """Publishing the same Assign twice gives one step_accepted, not two."""
+    edge = Edge(broker)
+    runner = FleetRunner(F, [AgentSpec("r1", progress_steps=0)], port=broker)
+    try:
+        runner.start()
+        edge.send("r1", _assign("s1", "c1"))
+        edge.send("r1", _assign("s1", "c1"))
+        assert edge.events_of("r1", "s1", "step_done") == [
+            "step_accepted", "step_started", "step_done"]
+        time.sleep(0.3)
+        assert runner.behaviours["r1"].completed == ["wf1/s1"]
+    finally:
+        runner.stop()
+        edge.close()
+
+
+def test_clean_stop_leaves_a_retained_offline_conn(broker: int) -> None:
+    """After stop(), a newcomer reads the agent's retained conn: offline."""
+    runner = FleetRunner(F, [AgentSpec("r1")], port=broker)
+    runner.start()
+    time.sleep(0.2)
+    runner.stop()
+    edge = Edge(broker)
+    try:
+        _, conn = edge.wait_for(lambda t, m: isinstance(m, AgentConn))
+        assert isinstance(conn, AgentConn) and conn.agent_id == "r1" and not conn.online
+    finally:
+        edge.close()
+
+
+def test_will_fires_when_agent_dies_mid_step(broker: int) -> None:
+    """A 'die' fault drops the connection uncleanly; the broker publishes the offline will."""
+    edge = Edge(broker)
+    spec = AgentSpec("r1", progress_steps=4, failures=(Failure("s1", mode="die", at=0.5),))
+    runner = FleetRunner(F, [spec], port=broker, keepalive=5)
+    try:
+        runner.start()
+        edge.wait_for(lambda t, m: isinstance(m, AgentConn) and m.online)
+        edge.send("r1", _assign("s1", "c1"))
+        _, conn = edge.wait_for(lambda t, m: isinstance(m, AgentConn), timeout=10)
+        assert isinstance(conn, AgentConn) and not conn.online and conn.agent_id == "r1"
+        assert runner.behaviours["r1"].dead
+    finally:
+        runner.stop()
+        edge.close()
+
+
+def test_multiplexed_runner_speaks_for_many_agents(broker: int) -> None:
+    """Forty agents on two connections each announce themselves and answer their own Assign."""
+    edge = Edge(broker)
+    specs = mixed_fleet(40, progress_steps=0, state_period_s=5.0)
+    runner = FleetRunner(F, specs, port=broker, mode="multiplexed", connections=2)
+    try:
+        runner.start()
+        online: set[str] = set()
+        while len(online) < 40:
+            _, m = edge.wait_for(lambda t, m: isinstance(m, AgentConn) and m.online)
+            online.add(m.agent_id)  # type: ignore[attr-defined]
+        for s in specs:
+            edge.send(s.agent_id, Assign(command_id=f"c-{s.agent_id}", workflow_id="wf1",
+                                         step_id=f"s-{s.agent_id}", kind=s.kind,
+                                         params={"duration_s": 0.2}))
+        done: set[str] = set()
+        while len(done) < 40:
+            topic, m = edge.wait_for(lambda t, m: m.type == "step_done")  # type: ignore[attr-defined]
+            assert topic == agent_topic(F, m.agent_id, "event")  # type: ignore[attr-defined]
+            assert m.step_id == f"s-{m.agent_id}"  # type: ignore[attr-defined]
+            done.add(m.agent_id)  # type: ignore[attr-defined]
+        assert done == {s.agent_id for s in specs}
+    finally:
+        runner.stop()
+        edge.close()
+
+
+def test_agents_with_acl_credentials(mosquitto_bin: str, port: int, tmp_path: Path) -> None:
+    """With per-agent users and the generated ACL, each agent works under its own login."""
+    passwd = PasswordFile(tmp_path / "passwd")
+    passwd.add(Identity("r1", "agent", facility=F), "pw-r1-secret", iterations=1000)
+    passwd.add(Identity("edge1", "edge", facility=F), "pw-edge-secret", iterations=1000)
+    conf = write_mosquitto_config(tmp_path / "m", passwd, host="127.0.0.1", port=port)
+    proc = _spawn(mosquitto_bin, conf, port)
+    try:
+        edge = Edge(port, user=("edge1", "pw-edge-secret"))
+        runner = FleetRunner(F, [AgentSpec("r1", progress_steps=0)], port=port,
+                             credentials=lambda a: (a, f"pw-{a}-secret"))
+        try:
+            runner.start()
+            edge.send("r1", _assign("s1", "c1"))
+            assert edge.events_of("r1", "s1", "step_done")[-1] == "step_done"
+        finally:
+            runner.stop()
+            edge.close()
+    finally:
+        _stop(proc)
+
+
+def test_wrong_password_fails_to_start(mosquitto_bin: str, port: int, tmp_path: Path) -> None:
+    """An agent refused by the broker makes start() raise a clear TimeoutError."""
+    passwd = PasswordFile(tmp_path / "passwd")
+    passwd.add(Identity("r1", "agent", facility=F), "pw-r1-secret", iterations=1000)
+    conf = write_mosquitto_config(tmp_path / "m", passwd, host="127.0.0.1", port=port)
+    proc = _spawn(mosquitto_bin, conf, port)
+    try:
+        runner = FleetRunner(F, [AgentSpec("r1")], port=port,
+                             credentials=lambda a: (a, "wrong"))
+        with pytest.raises(TimeoutError, match="did not connect"):
+            runner.start(timeout=2)
+    finally:
+        _stop(proc)
