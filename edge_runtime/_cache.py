@@ -1,0 +1,89 @@
+"""A bounded LRU of workflow projections above the store's ``workflows`` records.
+
+The engine keeps only live workflows in memory; when one ends, its final record goes into
+the store in the same WriteBatch as the event that ended it, and the engine drops it. The API
+reads a workflow through this cache: memory first, then the store; each tier counts its hits
+and misses for the metrics.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from edge_runtime._store import EventStore
+
+__all__ = ["WorkflowCache"]
+
+T = TypeVar("T")
+
+
+class WorkflowCache(Generic[T]):
+    """Hot workflow projections by id; thread-safe (the shell writes, the API reads)."""
+
+    def __init__(
+        self, store: EventStore, decode: Callable[[bytes], T], capacity: int = 10_000
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        """Most projections kept in memory; the least recently used goes first."""
+        self._store = store
+        self._decode = decode
+        self._items: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+        self._counts = {"memory_hits": 0, "memory_misses": 0, "store_hits": 0, "store_misses": 0}
+
+    def get(self, workflow_id: str) -> T | None:
+        """The projection of ``workflow_id``: from memory, else from the store, else ``None``."""
+        with self._lock:
+            item = self._items.get(workflow_id)
+            if item is not None:
+                self._items.move_to_end(workflow_id)
+                self._counts["memory_hits"] += 1
+                return item
+            self._counts["memory_misses"] += 1
+        raw = self._store.workflow_record(workflow_id)
+        with self._lock:
+            if raw is None:
+                self._counts["store_misses"] += 1
+                return None
+            self._counts["store_hits"] += 1
+        value = self._decode(raw)
+        self.put(workflow_id, value)
+        return value
+
+    def put(self, workflow_id: str, value: T) -> None:
+        """Keep ``value`` as the newest projection of ``workflow_id``."""
+        with self._lock:
+            self._items[workflow_id] = value
+            self._items.move_to_end(workflow_id)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def invalidate(self, workflow_id: str) -> None:
+        """Forget the in-memory copy (the next ``get`` reads the store)."""
+        with self._lock:
+            self._items.pop(workflow_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __contains__(self, workflow_id: object) -> bool:
+        with self._lock:
+            return workflow_id in self._items
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Hits and misses per tier, plus the memory tier's size and capacity."""
+        with self._lock:
+            c = self._counts
+            return {
+                "memory": {
+                    "hits": c["memory_hits"], "misses": c["memory_misses"],
+                    "size": len(self._items), "capacity": self.capacity,
+                },
+                "store": {"hits": c["store_hits"], "misses": c["store_misses"]},
+            }

@@ -1,0 +1,53 @@
+"""``edge_runtime.store``: the facility's durable event log, recovery, and the workflow cache.
+
+See docs/store.md for the durability of each sync mode, recovery and backups.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_runtime._cache import WorkflowCache
+from edge_runtime._recovery import Projection, maybe_snapshot, recover, replay, state_at
+from edge_runtime._store import (
+    SCHEMA_VERSION,
+    EventStore,
+    FacilityMismatch,
+    StoredSnapshot,
+    StoreError,
+    StoreLocked,
+    StoreOrderError,
+    StoreVersionError,
+    SyncMode,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STORE_DIRNAME",
+    "EventStore",
+    "FacilityMismatch",
+    "Projection",
+    "StoreError",
+    "StoreLocked",
+    "StoreOrderError",
+    "StoreVersionError",
+    "StoredSnapshot",
+    "SyncMode",
+    "WorkflowCache",
+    "maybe_snapshot",
+    "recover",
+    "replay",
+    "state_at",
+    "store_path",
+]
+
+STORE_DIRNAME = "store"
+"""Name of the RocksDB directory inside an edge's ``--data`` directory."""
+
+
+def store_path(data_dir: str | Path) -> Path:
+    """Where an edge keeps its event store: ``DATA/store``, or ``DATA`` if it is the store."""
+    data = Path(data_dir)
+    if (data / "CURRENT").exists():
+        return data
+    return data / STORE_DIRNAME
