@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -101,18 +100,15 @@ class AgentSpec:
     """Promised in ``AgentConn``: a state at least this often."""
     speed: float = 1.0
     """Divides every step duration: 10 runs steps ten times faster (tests)."""
-    sync_retry_s: float = 2.0
-    """Re-send a sync arrival this often until the release comes."""
+    sync_retry_s: float | None = 30.0
+    """Safety net: re-send a sync arrival this often until the release comes (``None``:
+    never). The edge keeps an arrival whenever it comes, so a repeat only matters if the
+    first was lost in transit; the edge ignores a repeat, or re-sends a release it made."""
     progress_steps: int = 3
     """``step_progress`` messages between ``step_started`` and ``step_done``."""
     seed: int = 0
     failures: tuple[Failure, ...] = ()
-    outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Step id or action → names of outputs to report (a template's ``outputs``); each
-    gets a synthetic value. An Assign's ``params["outputs"]`` list works the same way."""
-    sync_points: Mapping[str, str] = field(default_factory=dict)
-    """Step id → the sync step to arrive at once it is done (a template's ``participants``);
-    an Assign's ``params["sync_point"]`` works the same way."""
+    """Injected faults (tests and scenarios)."""
 
 
 @dataclass(slots=True)
@@ -204,6 +200,7 @@ class AgentBehaviour:
             out += self._on_cfp(cmd, now)
         elif isinstance(cmd, Cancel):
             self._on_cancel(cmd, now)
+            self.waiting.pop((cmd.workflow_id, cmd.step_id), None)  # dismissed from a barrier
         elif isinstance(cmd, Pause):
             self._on_pause(cmd, now)
         elif isinstance(cmd, Resume):
@@ -225,7 +222,7 @@ class AgentBehaviour:
             out += self._advance(step, what, now)
         for (wf, sid), at in list(self.waiting.items()):
             if at <= now and not self.dead:
-                self.waiting[(wf, sid)] = now + self.spec.sync_retry_s
+                self.waiting[(wf, sid)] = self._retry_at(now)
                 out.append(self._sync_arrival(wf, sid, now))
         if not self.dead and now >= self._next_state:
             out.append(Outgoing("state", self.state(now), qos=0))
@@ -241,6 +238,10 @@ class AgentBehaviour:
         if step is not None and step.paused_at is None and step.plan:
             due = min(due, step.plan[0][0])
         return min(due, *self.waiting.values()) if self.waiting else due
+
+    def _retry_at(self, now: float) -> float:
+        retry = self.spec.sync_retry_s
+        return float("inf") if retry is None else now + retry
 
     def state(self, now: float) -> AgentState:
         """The agent's current ``AgentState``."""
@@ -323,15 +324,13 @@ class AgentBehaviour:
         self.waiting.pop((cmd.workflow_id, cmd.step_id), None)
 
     def arrive(self, workflow_id: str, step_id: str, now: float) -> list[Outgoing]:
-        """Reach the sync point ``step_id`` and wait there for its ``SyncRelease``.
-
-        The arrival is repeated every ``sync_retry_s`` until the release comes: the edge
-        refuses an arrival while the sync point is not open yet (another participant is
-        still on its way), so the first one may be turned away.
+        """Reach the sync point ``step_id`` and wait there for its ``SyncRelease`` (or a
+        ``Cancel`` naming it). The edge keeps the arrival even if the barrier is not open yet;
+        it is repeated only every ``sync_retry_s`` as a safety net.
         """
         if self.dead:
             return []
-        self.waiting[(workflow_id, step_id)] = now + self.spec.sync_retry_s
+        self.waiting[(workflow_id, step_id)] = self._retry_at(now)
         return [self._sync_arrival(workflow_id, step_id, now)]
 
     def _sync_arrival(self, workflow_id: str, step_id: str, now: float) -> Outgoing:
@@ -369,9 +368,8 @@ class AgentBehaviour:
         self.completed.append(f"{a.workflow_id}/{a.step_id}")
         self._finish(now)
         out = [self._event(StepDone, a, now, outputs=outputs)]
-        sync_point = a.params.get("sync_point") or self.spec.sync_points.get(a.step_id)
-        if isinstance(sync_point, str):
-            out += self.arrive(a.workflow_id, sync_point, now)
+        if a.sync_point is not None:
+            out += self.arrive(a.workflow_id, a.sync_point, now)
         return out
 
     def _finish(self, now: float) -> None:
@@ -390,12 +388,8 @@ class AgentBehaviour:
         return out | self._named_outputs(a)
 
     def _named_outputs(self, a: Assign) -> dict[str, Any]:
-        names = list(self.spec.outputs.get(a.step_id, ())) + list(
-            self.spec.outputs.get(a.action or "", ()))
-        listed = a.params.get("outputs")
-        if isinstance(listed, list):
-            names += [n for n in listed if isinstance(n, str)]
-        return {n: f"{n}-{a.workflow_id}-{a.step_id}-{a.attempt}"[:256] for n in names}
+        """A synthetic value for every output the ``Assign`` says the step must produce."""
+        return {n: f"{n}-{a.workflow_id}-{a.step_id}-{a.attempt}"[:256] for n in a.outputs}
 
     def _duration(self, cmd: Assign) -> float:
         raw = cmd.params.get("duration_s")

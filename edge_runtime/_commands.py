@@ -132,6 +132,7 @@ class Commands(Engine):
         wf = self._wf(a.workflow_id)
         WORKFLOW_MACHINE.check(wf, "cancel")
         self._cancel_running(wf, a.reason or "cancelled")
+        self._dismiss_waiting(wf, a.reason or "cancelled")
         self._emit("workflow_cancelled", wf.id, {"reason": a.reason or "cancelled by the hub"})
         self._propagate(wf)
         self._allocate_waiting()

@@ -15,6 +15,7 @@ from edge_runtime._commands import Commands
 from edge_runtime._core_errors import CoreError, IllegalTransition, StaleInput, UnknownEntity
 from edge_runtime._effects import CancelTimer, Effect, SetTimer
 from edge_runtime._engine import CoreConfig
+from edge_runtime._machine import WORKFLOW_TERMINAL
 from edge_runtime._projection import Agent, StepRun, WorkflowRun
 from edge_runtime._snapshot import dump_projection, load_projection
 from edge_runtime._template import Template
@@ -30,7 +31,6 @@ from topics import (
     StepProgress,
     StepStarted,
     SyncArrival,
-    SyncRelease,
 )
 
 __all__ = ["Core", "Input", "Restarted", "TimerFired"]
@@ -126,6 +126,10 @@ class Core(Commands):
 
     def _agent_state(self, m: AgentState) -> None:
         agent = self._agent(m.agent_id)
+        # Allocation only when the agent becomes available: an agent that already was had
+        # its chance when the queue last changed, and scanning the queue for each periodic
+        # state would cost O(waiting steps) per message.
+        was_available = agent.available
         if not agent.online:
             self._emit("agent_joined", None, {
                 "agent": agent.id, "kind": agent.kind, "caps": sorted(agent.caps),
@@ -143,7 +147,7 @@ class Core(Commands):
                 "mode": m.mode, "e_stop": m.e_stop,
             })
         self._liveness_timer(agent)
-        if agent.available:
+        if agent.available and not was_available:
             self._allocate_waiting()
 
     def _lose(self, agent: Agent, reason: str) -> None:
@@ -220,23 +224,36 @@ class Core(Commands):
             self._allocate_waiting()
 
     def _sync_arrival(self, m: SyncArrival) -> None:
+        """Record an arrival whenever it comes; release the barrier once all are there.
+
+        An arrival before the barrier opens (another participant is still on its way) is
+        kept; a repeat is a no-op, and one after the release gets the release again.
+        """
         found = self._step_of(m)
         if found is None:
             return
         agent, wf, st = found
-        if st.spec.kind != "sync" or st.state != "executing":
-            raise StaleInput(f"{wf.id}.{st.id} is not an open sync point ({st.state})")
-        expected = (st.outputs or {}).get("agents", [])
-        if agent.id not in expected:
-            raise StaleInput(f"{agent.id} is not a participant of {wf.id}.{st.id}")
+        if st.spec.kind != "sync":
+            raise StaleInput(f"{wf.id}.{st.id} is a {st.spec.kind} step, not a sync point")
+        if wf.state in WORKFLOW_TERMINAL:
+            raise StaleInput(f"workflow {wf.id} is {wf.state}; its sync points are closed")
+        if st.state == "done":
+            released = (st.outputs or {}).get("agents", [])
+            if agent.id not in released and agent.id not in st.arrived:
+                raise StaleInput(f"{agent.id} is not a participant of {wf.id}.{st.id}")
+            self._send_release(wf, st, agent.id, st.done_seq)
+            return
+        if st.state not in ("pending", "executing", "failed"):
+            raise StaleInput(f"sync point {wf.id}.{st.id} is {st.state}")
+        if agent.id in st.arrived:
+            return
+        if agent.id not in self._sync_agents(wf, st):
+            raise StaleInput(
+                f"{agent.id} is not a participant of {wf.id}.{st.id}: it finished none of "
+                + ", ".join(st.spec.participants)
+            )
         self._emit("sync_arrived", wf.id, {"step": st.id, "agent": agent.id, "eid": m.event_id})
-        if all(st.arrived):
-            for aid in expected:
-                self._send(aid, SyncRelease.model_construct(
-                    command_id=f"s{self._seq + 1}-{aid}"[:64], ts=self._now,
-                    workflow_id=wf.id, step_id=st.id,
-                ))
-            self._emit("step_done", wf.id, {"step": st.id, "outputs": {"agents": expected}})
+        if self._release_sync(wf, st):
             self._advance(wf)
 
     # --- timers -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from edge_runtime._expr import ExpressionError, evaluate_condition
 from edge_runtime._machine import STEP_TERMINAL
 from edge_runtime._projection import Agent, Projection, StepRun, WorkflowRun
 from edge_runtime._template import Step, Template
-from topics import Assign, Cancel, agent_topic
+from topics import Assign, Cancel, SyncRelease, agent_topic
 
 __all__ = ["CoreConfig", "CostFunction", "Engine"]
 
@@ -156,11 +156,12 @@ class Engine(Projection):
             if until is not None:
                 self._fx.append(SetTimer(f"wait:{wf.id}/{st.id}", until))
         elif kind == "sync":
-            agents = [wf.steps[p].last_agent or "" for p in spec.participants]
             timeout_at = None if spec.timeout_s is None else self._now + spec.timeout_s
-            self._emit("step_ready", wf.id,
-                       {"step": st.id, "agents": agents, "timeout_at": timeout_at})
-            if timeout_at is not None:
+            self._emit("step_ready", wf.id, {
+                "step": st.id, "agents": self._sync_agents(wf, st), "timeout_at": timeout_at,
+            })
+            # Everyone may be there already (arrivals are recorded before the barrier opens).
+            if not self._release_sync(wf, st, armed=False) and timeout_at is not None:
                 self._fx.append(SetTimer(f"timeout:{wf.id}/{st.id}", timeout_at))
         else:
             queue = self._queue
@@ -171,6 +172,53 @@ class Engine(Projection):
                 self._assign(wf, st, agent)
             else:
                 self._emit("step_ready", wf.id, {"step": st.id})
+
+    # --- sync points (barriers) ---------------------------------------------------------
+
+    def _sync_agents(self, wf: WorkflowRun, st: StepRun) -> list[str]:
+        """Agents that must arrive at sync step ``st``: those of its finished participant
+        steps, once each, in ``participants`` order (a skipped participant names nobody)."""
+        agents: list[str] = []
+        for p in st.spec.participants:
+            part = wf.steps[p]
+            if part.state == "done" and part.last_agent and part.last_agent not in agents:
+                agents.append(part.last_agent)
+        return agents
+
+    def _release_sync(self, wf: WorkflowRun, st: StepRun, *, armed: bool = True) -> bool:
+        """If every participant of the open barrier ``st`` arrived, release them; released?
+
+        ``armed``: its timeout timer was set (and is cancelled now)."""
+        expected: list[str] = (st.outputs or {}).get("agents", [])
+        if st.state != "executing" or any(a not in st.arrived for a in expected):
+            return False
+        if armed and st.timeout_at is not None:
+            self._fx.append(CancelTimer(f"timeout:{wf.id}/{st.id}"))
+        # An agent that arrived but is no longer a participant (its step was redone by
+        # another) is waiting too: release it as well.
+        for aid in [*expected, *(a for a in st.arrived if a not in expected)]:
+            self._send_release(wf, st, aid, self._seq + 1)
+        self._emit("step_done", wf.id, {"step": st.id, "outputs": {"agents": expected}})
+        return True
+
+    def _send_release(self, wf: WorkflowRun, st: StepRun, agent_id: str, seq: int) -> None:
+        """``SyncRelease`` for the barrier released by event ``seq`` (a stable command id, so
+        a re-sent one is a duplicate to the agent)."""
+        self._send(agent_id, SyncRelease.model_construct(
+            command_id=f"s{seq}-{agent_id}"[:64], ts=self._now, workflow_id=wf.id,
+            step_id=st.id,
+        ))
+
+    def _dismiss_waiting(self, wf: WorkflowRun, reason: str) -> None:
+        """The workflow ends: tell agents waiting at its unreleased barriers to leave."""
+        for st in wf.steps.values():
+            if st.spec.kind == "sync" and st.state != "done":
+                for aid in st.arrived:
+                    if aid:
+                        self._send(aid, Cancel.model_construct(
+                            command_id=f"c{self._seq + 1}-{st.id}"[:64], ts=self._now,
+                            workflow_id=wf.id, step_id=st.id, reason=reason,
+                        ))
 
     # --- allocation -------------------------------------------------------------------
 
@@ -215,7 +263,8 @@ class Engine(Projection):
         self._send(agent.id, Assign.model_construct(
             command_id=cmd, ts=now, workflow_id=wf.id, step_id=st.id, attempt=attempt,
             kind=spec.kind, action=spec.action, location=spec.location, params=spec.params,
-            inputs=inputs, timeout_s=spec.timeout_s,
+            inputs=inputs, timeout_s=spec.timeout_s, outputs=list(spec.outputs),
+            sync_point=None if st.comp_of is not None else wf.template.sync_point(st.id),
         ))
         if timeout_at is not None:
             self._fx.append(SetTimer(f"timeout:{wf.id}/{st.id}", timeout_at))
@@ -281,6 +330,7 @@ class Engine(Projection):
         ):
             return
         self._cancel_running(wf, reason)
+        self._dismiss_waiting(wf, reason)
         self._emit("workflow_failed", wf.id, {"reason": reason})
         self._propagate(wf)
         self._allocate_waiting()
@@ -307,6 +357,7 @@ class Engine(Projection):
         if then == "retry":
             self._advance(wf)
         else:
+            self._dismiss_waiting(wf, "rolled back")
             self._emit("workflow_failed", wf.id, {"reason": "rolled back"})
             self._propagate(wf)
 

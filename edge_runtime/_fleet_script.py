@@ -95,19 +95,16 @@ class ScriptedFleet:
             for item in self.answers(cmd, agent_id):
                 self.feed(item)
                 fed += 1
-            self._arrive_at_sync(cmd)
+            self._arrive_at_sync(cmd, agent_id)
         return fed
 
-    def _arrive_at_sync(self, cmd: Assign) -> None:
-        """After a step, its agent arrives at any open sync point it takes part in."""
+    def _arrive_at_sync(self, cmd: Assign, agent_id: str) -> None:
+        """After its step is done, the agent arrives at the sync point the ``Assign`` names."""
         wf = self.core.workflow(cmd.workflow_id)
-        if wf is None:
+        if cmd.sync_point is None or wf is None or wf.steps[cmd.step_id].state != "done":
             return
-        for st in wf.steps.values():
-            if st.kind == "sync" and st.state == "executing" and st.outputs:
-                for agent_id in st.outputs["agents"]:
-                    self.feed(SyncArrival(event_id=self._eid(), agent_id=agent_id,
-                                          workflow_id=wf.id, step_id=st.id, ts=self.now))
+        self.feed(SyncArrival(event_id=self._eid(), agent_id=agent_id, workflow_id=wf.id,
+                              step_id=cmd.sync_point, ts=self.now))
 
     # --- one message at a time (tests) ------------------------------------------------
 

@@ -137,6 +137,7 @@ class Template(_Model):
     _index: dict[str, int] = PrivateAttr(default_factory=dict)
     _preds: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
     _branch_of: dict[str, str] = PrivateAttr(default_factory=dict)
+    _sync_of: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_graph(self) -> Template:
@@ -150,6 +151,7 @@ class Template(_Model):
             index[step.id] = i
         preds: dict[str, list[str]] = {s.id: [] for s in self.steps}
         branch_of: dict[str, str] = {}
+        sync_of: dict[str, str] = {}
 
         def ref(i: int, field: str, target: str) -> str:
             if target not in index:
@@ -171,6 +173,11 @@ class Template(_Model):
                 mine.append(ref(i, "participants", p))
                 if self.steps[index[p]].kind not in AGENT_STEP_KINDS:
                     raise ValueError(f"steps[{i}].participants: {p!r} is not done by an agent")
+                if p in sync_of:
+                    # Assign.sync_point names one barrier: an agent cannot wait at two.
+                    raise ValueError(f"steps[{i}].participants: {p!r} already takes part in "
+                                     f"sync step {sync_of[p]!r}")
+                sync_of[p] = step.id
             self._check_kind(i, step)
             for field in ("then", "otherwise"):
                 for target in getattr(step, field):
@@ -198,6 +205,7 @@ class Template(_Model):
         self._index = index
         self._preds = {s: tuple(dict.fromkeys(ps)) for s, ps in preds.items()}
         self._branch_of = branch_of
+        self._sync_of = sync_of
         return self
 
     @staticmethod
@@ -226,6 +234,10 @@ class Template(_Model):
     def has_step(self, step_id: str) -> bool:
         """Whether the template declares ``step_id``."""
         return step_id in self._index
+
+    def sync_point(self, step_id: str) -> str | None:
+        """The sync step whose ``participants`` list ``step_id``, if any (at most one)."""
+        return self._sync_of.get(step_id)
 
     def predecessors(self, step_id: str) -> tuple[str, ...]:
         """Steps that must end before ``step_id`` may start (every dependency type)."""

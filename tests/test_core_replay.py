@@ -63,7 +63,8 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
     wfs = core.workflows()
     held = [(w.id, s) for w in wfs.values() for s in w.steps.values() if s.agent]
     choice = data.draw(st.sampled_from(
-        ["create", "conn", "state", "step", "step", "step", "step", "timer", "hub", "dup"]))
+        ["create", "conn", "state", "step", "step", "step", "step", "timer", "hub", "dup",
+         "arrive", "arrive"]))
     if choice == "create" or not wfs:
         tname = data.draw(st.sampled_from(sorted(k for k in TEMPLATES if "@" not in k)))
         deps = data.draw(st.lists(st.sampled_from(sorted(wfs) or ["w0"]), max_size=1))
@@ -95,6 +96,15 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
                 ["retry", "skip", "reassign", "abort", "restore", "rollback"]))})
     if choice == "dup":
         return HubCommand(command_id="c1", action="cancel_workflow", args={"workflow_id": "w1"})
+    if choice == "arrive":
+        syncs = [(w.id, s.id) for w in wfs.values() for s in w.steps.values() if s.kind == "sync"]
+        if syncs:
+            wid, sid = data.draw(st.sampled_from(syncs))
+            run = core._workflows[wid]  # the views hide who finished a step; bias towards them
+            done_by = [run.steps[p].last_agent or "" for p in run.steps[sid].spec.participants]
+            aid = data.draw(st.sampled_from([a for a in done_by if a] + [a for a, _ in AGENTS]))
+            return SyncArrival(agent_id=aid, workflow_id=wid, step_id=sid, ts=now,
+                               event_id=f"e{data.draw(st.integers(0, n))}")
     if not held:
         return TimerFired("nothing")
     wid, s = data.draw(st.sampled_from(held))

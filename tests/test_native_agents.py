@@ -149,9 +149,9 @@ def test_assign_while_busy_queues_and_runs_next() -> None:
         (2.0, "a", "step_done"), (2.0, "b", "step_started"), (4.0, "b", "step_done")]
 
 
-def test_sync_arrival_repeats_until_released() -> None:
-    """At a sync point the agent re-sends its arrival (the edge may refuse an early one)
-    until the SyncRelease comes, and then stops."""
+def test_sync_arrival_is_repeated_only_as_a_safety_net() -> None:
+    """At a sync point the agent re-sends its arrival every sync_retry_s until the
+    SyncRelease comes, and then stops."""
     agent = AgentBehaviour(AgentSpec("r1", sync_retry_s=2.0, state_period_s=100.0))
     first = agent.arrive("wf", "handover", 0.0)
     assert types(first) == ["sync_arrival"]
@@ -163,13 +163,42 @@ def test_sync_arrival_repeats_until_released() -> None:
     assert run_until(agent, 50.0, start=5.0) == [] and agent.waiting == {}
 
 
-def test_step_with_a_sync_point_param_arrives_after_done() -> None:
-    """An Assign whose params name a sync_point ends with step_done then sync_arrival."""
+def test_default_agent_arrives_once_and_waits_quietly() -> None:
+    """With the default (long) safety retry, one arrival is sent and nothing for 29 s."""
+    agent = AgentBehaviour(AgentSpec("r1", state_period_s=100.0))
+    assert types(agent.arrive("wf", "handover", 0.0)) == ["sync_arrival"]
+    assert run_until(agent, 29.0) == []
+
+
+def test_no_retry_at_all_when_sync_retry_is_none() -> None:
+    """sync_retry_s=None: the arrival is sent once, the agent still waits for the release."""
+    agent = AgentBehaviour(AgentSpec("r1", sync_retry_s=None, state_period_s=100.0))
+    agent.arrive("wf", "handover", 0.0)
+    assert run_until(agent, 99.0) == [] and ("wf", "handover") in agent.waiting
+
+
+def test_cancel_naming_the_sync_point_ends_the_wait() -> None:
+    """A Cancel for the barrier (the workflow ended) dismisses the waiting agent."""
+    agent = AgentBehaviour(AgentSpec("r1", state_period_s=100.0))
+    agent.arrive("wf", "handover", 0.0)
+    agent.on_command(Cancel(command_id="x", workflow_id="wf", step_id="handover"), 1.0)
+    assert agent.waiting == {}
+
+
+def test_step_with_a_sync_point_arrives_after_done() -> None:
+    """An Assign naming a sync_point ends with step_done then sync_arrival at that step."""
     agent = AgentBehaviour(AgentSpec("r1", progress_steps=0))
-    agent.on_command(assign(params={"duration_s": 1.0, "sync_point": "handover"}), 0.0)
+    agent.on_command(assign(sync_point="handover", params={"duration_s": 1.0}), 0.0)
     done, arrival = run_until(agent, 1.5)
     assert (done[1].type, arrival[1].type) == ("step_done", "sync_arrival")  # type: ignore[attr-defined]
     assert arrival[1].step_id == "handover"  # type: ignore[attr-defined]
+
+
+def test_params_no_longer_smuggle_a_sync_point() -> None:
+    """A sync_point hidden in params is ignored: only Assign.sync_point counts."""
+    agent = AgentBehaviour(AgentSpec("r1", progress_steps=0))
+    agent.on_command(assign(params={"duration_s": 1.0, "sync_point": "handover"}), 0.0)
+    assert types(run_until(agent, 5.0)) == ["step_done"]
 
 
 def test_cfp_gets_a_bid_only_from_capable_agents() -> None:
@@ -242,10 +271,10 @@ def test_every_outgoing_message_encodes() -> None:
 
 
 def test_declared_outputs_are_reported() -> None:
-    """Outputs named in the spec or in params["outputs"] appear in step_done."""
-    agent = AgentBehaviour(AgentSpec("p1", kind="human", progress_steps=0,
-                                     outputs={"pick": ("tote_id",)}))
-    agent.on_command(assign("pick", params={"duration_s": 1.0, "outputs": ["weight"]}), 0.0)
+    """Every output the Assign names appears in step_done, next to the usual ones."""
+    agent = AgentBehaviour(AgentSpec("p1", kind="human", progress_steps=0))
+    agent.on_command(assign("pick", outputs=["tote_id", "weight"],
+                            params={"duration_s": 1.0, "outputs": ["ignored"]}), 0.0)
     done = run_until(agent, 5.0)[-1][1]
     assert isinstance(done, StepDone)
-    assert {"tote_id", "weight", "agent"} <= set(done.outputs)
+    assert set(done.outputs) == {"tote_id", "weight", "agent"}

@@ -63,7 +63,7 @@ data = st.dictionaries(
 FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "agent_id": ident, "event_id": ident, "command_id": ident, "workflow_id": ident,
     "step_id": ident, "cfp_id": ident, "facility": ident, "error_type": ident,
-    "node": opt_ident, "action": opt_ident, "location": opt_ident,
+    "node": opt_ident, "action": opt_ident, "location": opt_ident, "sync_point": opt_ident,
     "ts": ts, "deadline_ts": ts, "online": st.booleans(), "e_stop": st.booleans(),
     "retryable": st.booleans(),
     "kind": st.sampled_from(["robot", "human", "ai"]),
@@ -93,6 +93,7 @@ FIELD_OVERRIDES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("pause", "workflow_id"): opt_ident, ("pause", "step_id"): opt_ident,
     ("resume", "workflow_id"): opt_ident, ("resume", "step_id"): opt_ident,
     ("state", "workflow_id"): opt_ident, ("state", "step_id"): opt_ident,
+    ("assign", "outputs"): st.lists(ident, max_size=5),
     ("error_report", "reason"): ident,
     ("error_report", "agent_id"): st.none() | ident,
     ("hub_command", "action"): st.sampled_from([

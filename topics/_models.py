@@ -210,6 +210,13 @@ class Assign(_CommandBase):
     inputs: Data = Field(default_factory=dict)
     """Outputs of upstream steps (data flow)."""
     timeout_s: float | None = Field(default=None, gt=0, le=1e7)
+    outputs: list[Identifier] = Field(default_factory=list, max_length=64)
+    """Names ``step_done.outputs`` must contain (the template step's ``outputs``); a
+    ``step_done`` without one of them fails the attempt as ``invalid_output``."""
+    sync_point: Identifier | None = None
+    """The sync step (same workflow) this step takes part in: after its ``step_done`` the
+    agent goes there, sends ``sync_arrival`` with ``step_id`` = this id and waits for the
+    ``sync_release``. ``None``: no barrier follows."""
 
 
 class Cfp(_CommandBase):
