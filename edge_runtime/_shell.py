@@ -1,0 +1,466 @@
+"""The edge runtime process: a thin MQTT shell around the sans-IO core (DESIGN §3).
+
+Threads and their jobs:
+
+- paho's network thread receives messages; its callbacks only put ``(topic, payload,
+  receipt time, mid, qos)`` on a queue (an exception in a paho callback silently kills
+  that thread, so they never block and never raise);
+- the loop thread takes a batch from the queue, decodes and checks each message
+  (``Intake``), runs ``core.handle`` on it, commits every event of the batch in ONE
+  ``EventStore.append``, and only then publishes the effects, acknowledges the batch's
+  QoS 1 messages to the broker and arms timers. Nothing is published for an event that
+  is not durable, and a message is not acknowledged before its effects are (manual acks
+  on a persistent session: a crash before the commit gets it redelivered);
+- the main thread waits for SIGTERM/SIGINT and asks the loop to drain and stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_runtime._config import EdgeConfig
+from edge_runtime._effects import Append, CancelTimer, Effect, Publish, SetTimer
+from edge_runtime._intake import Intake, Reject, VdaInbound
+from edge_runtime._metrics import EdgeMetrics
+from edge_runtime._timers import TimerHeap
+from edge_runtime._vda_bridge import VdaTranslation
+from edge_runtime._wiring import CoreHost, open_core
+from edge_runtime.core import Input
+from topics import EdgeStatus, ErrorReport, HubCommand, Message, edge_topic, encode
+
+__all__ = ["EdgeRuntime"]
+
+_log = logging.getLogger("fleetflow.edge")
+
+_CONNECTED = "$connected"
+_DISCONNECTED = "$disconnected"
+"""Markers the paho callbacks queue so that the loop thread (not paho's) reacts."""
+_REPLAY_LIMIT = 10_000
+"""Most events one ``replay`` hub command re-publishes; the hub asks again for more."""
+
+
+@dataclass(slots=True)
+class _Received:
+    topic: str
+    payload: bytes
+    at: float
+    mid: int
+    qos: int
+    session: int = 0
+    """Connection it came on: a PUBACK is only meaningful on that same connection."""
+
+
+@dataclass(slots=True)
+class _Work:
+    """What one batch produced so far: events to commit, then messages to send, then acks."""
+
+    appends: list[Append] = field(default_factory=list)
+    out: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
+    """(topic, payload, qos, retain), in the order the effects arose."""
+    acks: list[_Received] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.appends.clear()
+        self.out.clear()
+        self.acks.clear()
+
+
+class EdgeRuntime:
+    """One facility's edge runtime: store, core, MQTT client, metrics, batch loop."""
+
+    def __init__(self, config: EdgeConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        """The options this runtime was started with."""
+        self.clock = clock
+        """Wall-clock time in seconds; the only clock the core sees (as ``now``)."""
+        self.metrics = EdgeMetrics()
+        """This runtime's Prometheus metrics."""
+        self.metrics_port: int | None = None
+        """Bound metrics port once started, if metrics are on."""
+        self.exit_code = 0
+        """0 after a clean stop; 1 if the loop died (the store failed)."""
+        self._queue: queue.Queue[_Received] = queue.Queue()
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._timers = TimerHeap()
+        self._pending: list[Input] = []
+        """Inputs of the shell's own making for the next batch (``Restarted``)."""
+        self._gauges_at = 0.0
+        self._vda_tick_at = 0.0
+        self._loop_thread: threading.Thread | None = None
+        self._last_status = (-1.0, -1)
+        self._connected = False
+        self._connect_failures = 0
+        self._session = 0
+        """Counts connections (paho's thread writes it): acks go only to the current one."""
+        self._topics = {k: edge_topic(config.facility, k)
+                        for k in ("events", "cmd", "status", "errors")}
+        self._wiring: CoreHost = open_core(config)
+        self.core = self._wiring.core
+        """The sans-IO core this shell drives."""
+        self._transitions = self.core.transitions
+        self.store = self._wiring.store
+        """The facility's event store (open read-write: RocksDB locks it)."""
+        self._intake = Intake(config.facility, known_agent=self._wiring.known_agent)
+        self._client = self._make_client()
+
+    # -- MQTT ------------------------------------------------------------------------
+
+    def _status(self, online: bool) -> bytes:
+        return encode(EdgeStatus(facility=self.config.facility, online=online,
+                                 high_water_seq=self.store.last_seq, ts=self.clock()))
+
+    def _make_client(self) -> mqtt.Client:
+        c = self.config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=c.client_id or f"fleetflow-edge-{c.facility}",
+            clean_session=False,  # the broker keeps our subscriptions and unacked messages
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if c.username is not None:
+            client.username_pw_set(c.username, c.password)
+        if c.tls or c.tls_ca or c.tls_cert:
+            client.tls_set(ca_certs=c.tls_ca, certfile=c.tls_cert, keyfile=c.tls_key,
+                           cert_reqs=ssl.CERT_REQUIRED)
+        client.will_set(self._topics["status"], self._status(False), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(256)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        f = self.config.facility
+        subs = [(f"fleetflow/v1/{f}/agent/+/state", 0), (f"fleetflow/v1/{f}/agent/+/event", 1),
+                (f"fleetflow/v1/{f}/agent/+/conn", 1), (self._topics["cmd"], 1)]
+        return subs + self._wiring.vda_subscriptions
+
+    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object,
+                    reason: Any, _props: object) -> None:
+        try:
+            if reason.is_failure:
+                _log.error("broker %s:%d refused the connection: %s; retrying",
+                           self.config.host, self.config.port, reason)
+                return
+            self._subscribed.clear()
+            self._session += 1
+            client.subscribe(self._subscriptions())
+            self._queue.put_nowait(_Received(_CONNECTED, b"", time.time(), 0, 0))
+        except Exception:  # a raise here would kill paho's thread
+            _log.exception("on_connect failed")
+
+    def _on_subscribe(self, *_args: object) -> None:
+        self._subscribed.set()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        try:
+            self._connect_failures += 1
+            if self._connect_failures in (1, 10) or self._connect_failures % 60 == 0:
+                _log.error("cannot reach broker mqtt://%s:%d; retrying with backoff (attempt %d)",
+                           self.config.host, self.config.port, self._connect_failures)
+        except Exception:
+            pass
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object,
+                       reason: Any, _props: object) -> None:
+        with contextlib.suppress(Exception):
+            self._queue.put_nowait(_Received(_DISCONNECTED, str(reason).encode(), time.time(),
+                                             0, 0))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object,
+                    msg: mqtt.MQTTMessage) -> None:
+        with contextlib.suppress(Exception):
+            self._queue.put_nowait(_Received(msg.topic, bytes(msg.payload), time.time(), msg.mid,
+                                             msg.qos, self._session))
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve metrics, connect (asynchronously, retrying) and start the batch loop."""
+        c = self.config
+        if c.metrics_port:
+            self.metrics_port = self.metrics.serve(c.metrics_port, c.metrics_host)
+        self.metrics.high_water_seq.set(self.store.last_seq)
+        self._refresh_gauges()
+        _probe(c.host, c.port)
+        self._client.connect_async(c.host, c.port, keepalive=c.keepalive_s)
+        self._client.loop_start()
+        self._loop_thread = threading.Thread(target=self._loop, name="edge-loop", daemon=True)
+        self._loop_thread.start()
+        _log.info("edge %s started at seq %d; broker mqtt://%s:%d",
+                  c.facility, self.store.last_seq, c.host, c.port)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the edge is subscribed on the broker (for tests and ``up``)."""
+        return self._subscribed.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the loop to drain and stop (safe from a signal handler)."""
+        self._stop.set()
+
+    def wait(self) -> int:
+        """Block until the loop stopped; the exit code (signals are handled meanwhile)."""
+        thread = self._loop_thread
+        while thread is not None and thread.is_alive():
+            thread.join(0.2)
+        return self.exit_code
+
+    def run(self) -> int:
+        """Start, stop on SIGTERM/SIGINT, return the exit code (for ``fleetflow edge``)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _s, _f: self.request_stop())
+        self.start()
+        return self.wait()
+
+    # -- the batch loop ----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            # The recovered core re-arms its timers (and fresh liveness windows) from now.
+            self._pending.append(self._wiring.restarted())
+            while not self._stop.is_set():
+                self._process(self._take_batch())
+            self._shutdown()
+        except Exception:
+            _log.exception("edge loop failed; exiting so that a restart recovers from the log")
+            self.exit_code = 1
+            self._close(graceful=False)
+
+    def _take_batch(self, wait: float | None = None) -> list[_Received]:
+        wait = self.config.batch_wait_s if wait is None else wait
+        next_at = self._timers.next_at()
+        if next_at is not None:
+            wait = max(0.0, min(wait, next_at - self.clock()))
+        batch: list[_Received] = []
+        try:
+            batch.append(self._queue.get(timeout=wait))
+        except queue.Empty:
+            return batch
+        while len(batch) < self.config.batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _shutdown(self) -> None:
+        """Handle what was received, publish offline status, disconnect.
+
+        The subscriptions stay: on the persistent session the broker keeps QoS 1 messages
+        for the edge while it is down, and whatever arrives after this drain is never
+        acknowledged, so the broker delivers it again to the next run.
+        """
+        for _ in range(max(1, self._queue.qsize() // self.config.batch_max + 1)):
+            batch = self._take_batch(wait=0.0)
+            if not batch:
+                break
+            self._process(batch)
+        self._close(graceful=True)
+
+    def _close(self, graceful: bool) -> None:
+        try:
+            # A clean DISCONNECT suppresses the will, so say "offline" ourselves either way.
+            if self._connected:
+                info = self._client.publish(self._topics["status"], self._status(False),
+                                            qos=1, retain=True)
+                info.wait_for_publish(timeout=3.0)
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+            self._wiring.close()
+            _log.info("edge %s stopped at seq %d", self.config.facility, self.store.last_seq)
+
+    def _process(self, batch: list[_Received]) -> None:
+        now = self.clock()
+        work = _Work()
+        for own in self._pending:
+            self._handle(own, now, "", work)
+        self._pending.clear()
+        for timer_id in list(self._timers.due(now)):
+            self.metrics.inputs.labels(kind="timer").inc()
+            self._handle(self._wiring.timer_input(timer_id), now, "", work)
+        if self._wiring.vda is not None and now - self._vda_tick_at >= 1.0:
+            self._vda_tick_at = now
+            self._vda(self._wiring.vda.tick(now), now, "", work)
+        for item in batch:
+            if item.topic == _CONNECTED:
+                self._connected, self._connect_failures = True, 0
+                self.metrics.connected.set(1)
+                _log.info("connected to broker mqtt://%s:%d", self.config.host, self.config.port)
+                self._last_status = (-1.0, -1)
+                continue
+            if item.topic == _DISCONNECTED:
+                if self._connected:
+                    _log.warning("disconnected from the broker (%s); reconnecting",
+                                 item.payload.decode(errors="replace"))
+                self._connected = False
+                self.metrics.connected.set(0)
+                continue
+            work.acks.append(item)
+            inbound = self._intake.decode(item.topic, item.payload)
+            if isinstance(inbound, Reject):
+                self._reject(inbound, now, work)
+                continue
+            self.metrics.inputs.labels(kind=_input_kind(inbound)).inc()
+            if isinstance(inbound, HubCommand) and inbound.action == "replay":
+                self._replay(inbound, item.topic, now, work)
+                continue
+            self._handle(inbound, now, item.topic, work)
+        self.metrics.queue_depth.set(self._queue.qsize())
+        self._flush(work)
+        self._maybe_status(now)
+
+    def _flush(self, work: _Work) -> None:
+        """Commit the work's events in one WriteBatch, then publish, then acknowledge."""
+        if not (work.appends or work.out or work.acks):
+            return
+        self.metrics.batch_size.observe(len(work.acks))
+        if work.appends:
+            started = time.perf_counter()
+            self._wiring.commit([a.event for a in work.appends])
+            self.metrics.commit_seconds.observe(time.perf_counter() - started)
+            for a in work.appends:
+                self.metrics.events.labels(kind=a.event.kind).inc()
+            transitions = self.core.transitions
+            self.metrics.transitions.inc(max(0, transitions - self._transitions))
+            self._transitions = transitions
+            self.metrics.high_water_seq.set(self.store.last_seq)
+        started = time.perf_counter()
+        for topic, payload, qos, retain in work.out:
+            self._client.publish(topic, payload, qos=qos, retain=retain)
+        for item in work.acks:
+            # A message of an earlier connection is not acked: the broker resends it on
+            # the new one (the core drops the duplicate), and its old mid may now name
+            # another message.
+            if item.qos and item.session == self._session:
+                self._client.ack(item.mid, item.qos)
+        self.metrics.publish_seconds.observe(time.perf_counter() - started)
+        wall = self.clock()
+        for item in work.acks:
+            self.metrics.input_latency_seconds.observe(max(0.0, wall - item.at))
+        if work.appends:
+            self._wiring.after_commit()
+        work.clear()
+
+    def _handle(self, inbound: Input | VdaInbound, now: float, topic: str, work: _Work) -> None:
+        seq = self.core.last_seq
+        try:
+            if isinstance(inbound, VdaInbound):
+                self._vda(self._wiring.vda_inbound(inbound, now), now, topic, work)
+                return
+            effects = self.core.handle(inbound, now)
+        except Exception as exc:
+            refused = isinstance(exc, self._wiring.refusals)
+            if not refused:
+                _log.exception("the core failed on an input from %s", topic or "the shell")
+            reason = str(getattr(exc, "reason", "refused")) if refused else "internal_error"
+            agent = getattr(inbound, "agent_id", None)
+            self._reject(Reject(reason, str(exc) or type(exc).__name__, topic, agent), now, work)
+            if self.core.last_seq != seq:
+                # Half a change was applied in memory: commit what came before it, then
+                # rebuild the core from the durable log, which never saw that half.
+                _log.error("the core changed state before failing; rebuilding it from the log")
+                self._flush(work)
+                self._wiring.rebuild()
+                self.core = self._wiring.core
+                self._transitions = self.core.transitions
+                self._pending.append(self._wiring.restarted())
+            return
+        self._collect(effects, now, work)
+
+    def _vda(self, translation: VdaTranslation, now: float, topic: str, work: _Work) -> None:
+        """Core inputs from the VDA master go through the core; its messages go out."""
+        for native in translation.inputs:
+            self._handle(native, now, topic, work)
+        for message in translation.messages:
+            self._collect([Publish(message.topic, message.message, 0)], now, work)  # type: ignore[arg-type]
+
+    def _collect(self, effects: list[Effect], now: float, work: _Work) -> None:
+        facility = self.config.facility
+        for effect in effects:
+            if isinstance(effect, Append):
+                work.appends.append(effect)
+                work.out.append((self._topics["events"], encode(effect.event.to_wire(facility)),
+                            1, False))
+            elif isinstance(effect, Publish):
+                vda = self._wiring.vda
+                if vda is not None and vda.handles(effect):
+                    self._vda(vda.command(effect, now), now, effect.topic, work)
+                    continue
+                payload = self._wiring.encode_publish(effect)
+                if payload is not None:
+                    work.out.append((effect.topic, payload, effect.qos, effect.retain))
+            elif isinstance(effect, SetTimer):
+                self._timers.set(effect.timer_id, effect.at)
+            elif isinstance(effect, CancelTimer):
+                self._timers.cancel(effect.timer_id)
+
+    def _reject(self, reject: Reject, now: float, work: _Work) -> None:
+        self.metrics.rejects.labels(reason=reject.reason).inc()
+        _log.info("rejected %s: %s (%s)", reject.topic, reject.reason, reject.message)
+        report: ErrorReport = reject.report(now)
+        work.out.append((self._topics["errors"], encode(report), 0, False))
+
+    def _replay(self, cmd: HubCommand, topic: str, now: float, work: _Work) -> None:
+        """Re-publish stored events for a hub that found a gap (served here, not by the core)."""
+        from_seq, to_seq = cmd.args.get("from_seq", 1), cmd.args.get("to_seq")
+        if type(from_seq) is not int or not (to_seq is None or type(to_seq) is int):
+            self._reject(Reject("schema", "replay needs integer from_seq (and to_seq)", topic),
+                         now, work)
+            return
+        facility = self.config.facility
+        for event in self._wiring.replay(from_seq, to_seq, _REPLAY_LIMIT):
+            work.out.append((self._topics["events"], encode(event.to_wire(facility)), 1, False))
+
+    def _maybe_status(self, now: float) -> None:
+        if now - self._gauges_at >= 1.0:
+            self._gauges_at = now
+            self._refresh_gauges()
+        seq = self.store.last_seq
+        last_at, last_seq = self._last_status
+        if self._connected and seq != last_seq and now - last_at >= self.config.status_interval_s:
+            self._client.publish(self._topics["status"], self._status(True), qos=1, retain=True)
+            self._last_status = (now, seq)
+
+    def _refresh_gauges(self) -> None:
+        active, agents = self._wiring.gauges()
+        self.metrics.active_workflows.set(active)
+        self.metrics.set_agents(agents)
+
+
+def _input_kind(inbound: object) -> str:
+    if isinstance(inbound, VdaInbound):
+        return f"vda_{inbound.kind}"
+    if isinstance(inbound, Message):
+        name = str(type(inbound).model_fields["type"].default)
+        return {"conn": "agent_conn", "state": "agent_state"}.get(name, name)
+    return type(inbound).__name__
+
+
+def _probe(host: str, port: int) -> None:
+    """Say in one line, at once, when the broker is not there (paho then keeps retrying)."""
+    try:
+        with socket.create_connection((host, port), timeout=2.0):
+            pass
+    except OSError as exc:
+        _log.error("cannot reach broker mqtt://%s:%d: %s; retrying with backoff", host, port,
+                   exc.strerror or exc)
+

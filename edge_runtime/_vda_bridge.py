@@ -1,0 +1,210 @@
+"""VDA 5050 AGVs as core agents: the shell's translation between the core and ``VdaMaster``.
+
+The core only knows native agents. An AGV ``uagv/v2/{manufacturer}/{serial}`` is the core
+agent ``serial``: its ``connection`` ONLINE/OFFLINE/CONNECTIONBROKEN becomes ``AgentConn``,
+each ``state`` becomes ``AgentState`` (battery, last node, e-stop, operating mode), and the
+master's step outcomes become ``StepAccepted``/``Started``/``Progress``/``Done``/``Failed``
+with event ids derived from the order id (so a redelivered state makes a duplicate the
+core drops). The core's ``Assign``/``Cancel``/``Pause``/``Resume`` for such an agent become
+``order``/``instantActions`` through the master. Sans-IO like the master: the shell passes
+``now`` and publishes what comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edge_runtime._effects import Publish
+from edge_runtime._vda5050 import VdaMaster, actions_for
+from edge_runtime._vda_outcomes import (
+    VdaAgvLost,
+    VdaAgvOnline,
+    VdaMessage,
+    VdaOutput,
+    VdaStepDone,
+    VdaStepFailed,
+    VdaStepProgress,
+    VdaStepStarted,
+)
+from topics import (
+    AgentConn,
+    AgentState,
+    Assign,
+    Cancel,
+    Pause,
+    ProtocolError,
+    Resume,
+    StepAccepted,
+    StepDone,
+    StepFailed,
+    StepProgress,
+    StepStarted,
+    check_identifier,
+)
+
+__all__ = ["VdaBridge", "VdaTranslation"]
+
+NativeInput = AgentConn | AgentState | StepAccepted | StepStarted | StepProgress | StepDone \
+    | StepFailed
+_MODES = {"AUTOMATIC": "automatic", "SEMIAUTOMATIC": "automatic", "MANUAL": "manual"}
+
+
+@dataclass
+class VdaTranslation:
+    """What one VDA exchange yields: core inputs (in order) and VDA messages to publish."""
+
+    inputs: list[NativeInput] = field(default_factory=list)
+    messages: list[VdaMessage] = field(default_factory=list)
+
+
+def _event_id(order_id: str, what: str) -> str:
+    digest = hashlib.blake2b(f"{order_id}|{what}".encode(), digest_size=12).hexdigest()
+    return f"vda-{digest}"
+
+
+class VdaBridge:
+    """The facility's VDA master and the AGV ↔ agent id mapping."""
+
+    def __init__(self, facility: str, master: VdaMaster,
+                 capabilities: tuple[str, ...] = ("transport",)) -> None:
+        self.facility = facility
+        """The facility whose agent topics the core uses."""
+        self.master = master
+        """The VDA 5050 master control (routes, orders, tracking)."""
+        self.capabilities = capabilities
+        """Capabilities every AGV is announced to the core with."""
+        self._agvs: dict[str, tuple[str, str]] = {}
+        self._cmd_prefix = f"fleetflow/v1/{facility}/agent/"
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Filters for the shell: any major version, so a wrong one can be refused."""
+        base = f"{self.master.interface}/+/+/+"
+        return [(f"{base}/state", 0), (f"{base}/connection", 1), (f"{base}/factsheet", 0)]
+
+    def inbound(self, manufacturer: str, serial: str, kind: str, message: dict[str, Any],
+                now: float) -> VdaTranslation:
+        """Translate one validated AGV message; ``ProtocolError`` if the master refuses it."""
+        check_identifier(serial, "serial number")
+        known = self._agvs.get(serial)
+        if known is not None and known != (manufacturer, serial):
+            raise ProtocolError("identity_mismatch", f"agent id {serial!r} is already the AGV "
+                                                     f"of manufacturer {known[0]!r}")
+        out = self.master.handle_vda(manufacturer, serial, kind, message, now)
+        self._agvs[serial] = (manufacturer, serial)
+        result = self._translate(out, now)
+        if kind == "state":
+            result.inputs.append(self._state(serial, message, now))
+        return result
+
+    def tick(self, now: float) -> VdaTranslation:
+        """The master's timer input (AGVs silent past their window are lost)."""
+        return self._translate(self.master.tick(now), now)
+
+    def handles(self, effect: Publish) -> bool:
+        """Whether a core Publish is a command for an AGV (the bridge must translate it)."""
+        topic = effect.topic
+        if not topic.startswith(self._cmd_prefix) or not topic.endswith("/cmd"):
+            return False
+        return topic[len(self._cmd_prefix):-4] in self._agvs
+
+    def command(self, effect: Publish, now: float) -> VdaTranslation:
+        """Translate a core command for an AGV into VDA messages (and any immediate outcome)."""
+        manufacturer, serial = self._agvs[effect.topic[len(self._cmd_prefix):-4]]
+        msg = effect.message
+        m = self.master
+        out: VdaOutput
+        if isinstance(msg, Assign):
+            try:
+                actions = actions_for(msg.action, msg.params)
+                out = m.assign(manufacturer, serial, workflow_id=msg.workflow_id,
+                               step_id=msg.step_id, now=now, attempt=msg.attempt,
+                               goal=msg.location or self._here(manufacturer, serial),
+                               actions=actions)
+            except ValueError as exc:
+                fail = StepFailed(event_id=_event_id(msg.command_id, "refused"), agent_id=serial,
+                                  ts=now, workflow_id=msg.workflow_id, step_id=msg.step_id,
+                                  attempt=msg.attempt, error_type="no_route",
+                                  message=str(exc)[:1024], retryable=False)
+                return VdaTranslation(inputs=[fail])
+        elif isinstance(msg, Cancel):
+            out = m.cancel(manufacturer, serial, workflow_id=msg.workflow_id,
+                           step_id=msg.step_id, now=now)
+        elif isinstance(msg, Pause):
+            out = m.pause(manufacturer, serial, now)
+        elif isinstance(msg, Resume):
+            out = m.resume(manufacturer, serial, now)
+        else:
+            out = []  # cfp/award/sync_release: the edge bids and decides for AGVs itself
+        return self._translate(out, now)
+
+    def _here(self, manufacturer: str, serial: str) -> str | None:
+        state = self.master.session(manufacturer, serial).state or {}
+        return str(state.get("lastNodeId") or "") or None
+
+    def _state(self, serial: str, state: dict[str, Any], now: float) -> AgentState:
+        errors = state.get("errors", [])
+        busy = bool(state.get("driving")) or bool(state.get("nodeStates")) or any(
+            a.get("actionStatus") not in ("FINISHED", "FAILED")
+            for a in state.get("actionStates", []))
+        status: Literal["idle", "busy", "error", "paused"] = "busy" if busy else "idle"
+        if state.get("paused"):
+            status = "paused"
+        if any(e.get("errorLevel") == "FATAL" for e in errors):
+            status = "error"
+        battery = state.get("batteryState", {}).get("batteryCharge")
+        node = str(state.get("lastNodeId") or "")
+        pos = state.get("agvPosition") or {}
+        x, y = pos.get("x"), pos.get("y")
+        try:
+            node_id: str | None = check_identifier(node) if node else None
+        except ProtocolError:
+            node_id = None
+        return AgentState(
+            agent_id=serial, ts=now, status=status, node=node_id,
+            x=x if isinstance(x, int | float) and abs(x) <= 1e6 else None,
+            y=y if isinstance(y, int | float) and abs(y) <= 1e6 else None,
+            battery=None if battery is None else max(0.0, min(100.0, float(battery))),
+            mode=_MODES.get(str(state.get("operatingMode")), "service"),  # type: ignore[arg-type]
+            e_stop=state.get("safetyState", {}).get("eStop", "NONE") != "NONE",
+        )
+
+    def _translate(self, out: VdaOutput, now: float) -> VdaTranslation:
+        result = VdaTranslation()
+        for item in out:
+            if isinstance(item, VdaMessage):
+                result.messages.append(item)
+            elif isinstance(item, VdaAgvOnline):
+                result.inputs.append(AgentConn(
+                    agent_id=item.serial_number, online=True, kind="robot",
+                    capabilities=list(self.capabilities),
+                    liveness_s=min(3600.0, self.master.liveness_s), ts=now))
+            elif isinstance(item, VdaAgvLost):
+                result.inputs.append(AgentConn(agent_id=item.serial_number, online=False,
+                                               ts=now))
+            elif isinstance(item, VdaStepStarted | VdaStepProgress | VdaStepDone | VdaStepFailed):
+                result.inputs.extend(self._step(item, now))
+        return result
+
+    def _step(self, o: VdaStepStarted | VdaStepProgress | VdaStepDone | VdaStepFailed,
+              now: float) -> list[NativeInput]:
+        common: dict[str, Any] = {"agent_id": o.serial_number, "ts": now,
+                                  "workflow_id": o.workflow_id, "step_id": o.step_id,
+                                  "attempt": o.attempt}
+        key = o.order_id or f"{o.workflow_id}.{o.step_id}.{o.attempt}"
+        if isinstance(o, VdaStepStarted):
+            return [StepAccepted(event_id=_event_id(key, "accepted"), **common),
+                    StepStarted(event_id=_event_id(key, "started"), **common)]
+        if isinstance(o, VdaStepProgress):
+            progress = max(0.0, min(1.0, o.progress))
+            return [StepProgress(event_id=_event_id(key, f"progress{progress:.4f}"),
+                                 progress=progress, **common)]
+        if isinstance(o, VdaStepDone):
+            return [StepDone(event_id=_event_id(key, "done"), outputs=o.outputs, **common)]
+        try:
+            error_type = check_identifier(o.error_type)
+        except ProtocolError:
+            error_type = "vda_error"
+        return [StepFailed(event_id=_event_id(key, "failed"), error_type=error_type,
+                           message=o.message[:1024], retryable=o.retryable, **common)]

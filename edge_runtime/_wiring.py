@@ -1,0 +1,194 @@
+"""The shell's side of the core: open the store, recover the core, commit, snapshot.
+
+Kept apart from ``_shell`` so that the MQTT plumbing does not know the core's internals:
+everything the shell asks of the core and the store goes through ``CoreHost``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_runtime._config import EdgeConfig
+from edge_runtime._effects import Publish
+from edge_runtime._event import Event
+from edge_runtime._intake import VdaInbound
+from edge_runtime._machine import WORKFLOW_TERMINAL
+from edge_runtime._map import FacilityMap, load_map
+from edge_runtime._projection import WorkflowRun
+from edge_runtime._vda5050 import VdaMaster
+from edge_runtime._vda_bridge import VdaBridge, VdaTranslation
+from edge_runtime.core import (
+    Agent,
+    Core,
+    CoreConfig,
+    CoreError,
+    CostFunction,
+    Restarted,
+    Step,
+    Template,
+    TimerFired,
+    load_templates,
+)
+from edge_runtime.store import EventStore, maybe_snapshot, recover, store_path
+from topics import Message, ProtocolError, encode, encode_vda, parse_topic
+
+__all__ = ["UNREACHABLE", "CoreHost", "VdaUnsupported", "map_cost", "open_core"]
+
+_log = logging.getLogger("fleetflow.edge")
+
+_TEMPLATES_DEFAULT = Path("templates")
+UNREACHABLE = 1e9
+"""Allocation cost of a step the agent cannot reach on the map."""
+
+
+class VdaUnsupported(Exception):
+    """A VDA 5050 message reached an edge that does not run the VDA master."""
+
+    reason = "vda_unsupported"
+
+
+@dataclass
+class CoreHost:
+    """The core, its store and map, and the few operations the shell needs of them."""
+
+    core: Core
+    """The recovered sans-IO core."""
+    store: EventStore
+    """The facility's event store, open read-write."""
+    facility_map: FacilityMap | None
+    """The map whose path costs allocation uses, if one was given."""
+    refusals: tuple[type[Exception], ...] = (CoreError, ProtocolError, VdaUnsupported)
+    """Exceptions meaning "input refused, nothing changed"."""
+    templates: dict[str, Template] = field(default_factory=dict)
+    """The templates the core was made with (a rebuild needs them again)."""
+    vda: VdaBridge | None = None
+    """The VDA 5050 master and its translation to core agents, if VDA is on."""
+
+    def known_agent(self, agent_id: str) -> bool:
+        """Whether ``agent_id`` has announced itself."""
+        # The projection's own dict: ``Core.agents()`` builds a view of every agent, too
+        # costly for a check made on every inbound state and event.
+        return agent_id in self.core._agents
+
+    def restarted(self) -> Restarted:
+        """The input that re-arms every timer of a recovered core, from the shell's ``now``."""
+        return Restarted()
+
+    def timer_input(self, timer_id: str) -> TimerFired:
+        """The core input for a timer that fell due."""
+        return TimerFired(timer_id)
+
+    def commit(self, events: Sequence[Event]) -> None:
+        """Make ``events`` durable in one WriteBatch."""
+        self.store.append(events)
+
+    def after_commit(self) -> bool:
+        """Save a snapshot if one is due (only committed state is ever snapshotted)."""
+        if maybe_snapshot(self.store, self.core):
+            _log.info("snapshot saved at seq %d", self.store.last_seq)
+            return True
+        return False
+
+    @property
+    def vda_subscriptions(self) -> list[tuple[str, int]]:
+        """Extra (topic filter, QoS) pairs for VDA 5050 AGVs."""
+        return self.vda.subscriptions() if self.vda is not None else []
+
+    def vda_inbound(self, inbound: VdaInbound, now: float) -> VdaTranslation:
+        """Feed a VDA 5050 message to the master; the core inputs and messages it yields."""
+        if self.vda is None:
+            raise VdaUnsupported("this edge does not run the VDA 5050 master (--vda)")
+        return self.vda.inbound(inbound.manufacturer, inbound.serial_number, inbound.kind,
+                                inbound.message, now)
+
+    def encode_publish(self, effect: Publish) -> bytes | None:
+        """The payload of a Publish effect: msgpack for native, JSON for VDA 5050 topics."""
+        try:
+            if isinstance(effect.message, Message):
+                return encode(effect.message)
+            parsed = parse_topic(effect.topic)
+            return encode_vda(effect.message, parsed.kind)  # type: ignore[arg-type]
+        except (ProtocolError, AttributeError) as exc:
+            _log.error("not publishing on %s: %s", effect.topic, exc)
+            return None
+
+    def replay(self, from_seq: int, to_seq: int | None, limit: int) -> list[Event]:
+        """Stored events ``from_seq``..``to_seq`` (at most ``limit``), for a hub's gap fill."""
+        last = self.store.last_seq if to_seq is None else min(to_seq, self.store.last_seq)
+        first = max(1, from_seq, self.store.first_seq)
+        if first > last:
+            return []
+        return list(self.store.read(first, min(last, first + limit - 1)))
+
+    def gauges(self) -> tuple[int, dict[str, int]]:
+        """Active workflows, and agents by status (offline counted apart), for the metrics."""
+        core = self.core
+        active = sum(1 for wf in core._workflows.values()
+                     if wf.state.split(".", 1)[0] not in WORKFLOW_TERMINAL)
+        agents: dict[str, int] = {}
+        for agent in core._agents.values():
+            status = agent.status if agent.online else "offline"
+            agents[status] = agents.get(status, 0) + 1
+        return active, agents
+
+    def rebuild(self) -> None:
+        """Recover the core afresh from the durable log (after it failed mid-change)."""
+        old = self.core
+        self.core = recover(
+            self.store,
+            lambda raw: Core.restore(raw, old.facility, self.templates, old.config),
+            lambda: Core(old.facility, self.templates, config=old.config),
+        )
+
+    def close(self) -> None:
+        """Close the store (releases the RocksDB lock)."""
+        self.store.close()
+
+
+def map_cost(facility_map: FacilityMap) -> CostFunction:
+    """Allocation cost from the map: the travel distance from the agent to the step.
+
+    An agent or step without a (known) node costs 0 for travel; an unreachable one costs
+    ``UNREACHABLE``, so it only wins when nobody can get there.
+    """
+    nodes = facility_map.nodes
+
+    def cost(agent: Agent, step: Step, _wf: WorkflowRun) -> float:
+        if agent.node not in nodes or step.location not in nodes:
+            return 0.0
+        travel = facility_map.path_cost(agent.node, step.location)  # type: ignore[arg-type]
+        return UNREACHABLE if math.isinf(travel) else travel
+
+    return cost
+
+
+def open_core(config: EdgeConfig) -> CoreHost:
+    """Open the facility's store and recover its core: newest snapshot + replay of the tail."""
+    facility_map = load_map(config.map_path) if config.map_path else None
+    templates_dir = config.templates_dir or _TEMPLATES_DEFAULT
+    templates = load_templates(templates_dir) if templates_dir.is_dir() else {}
+    core_config = CoreConfig(cost=map_cost(facility_map) if facility_map else None,
+                             **config.extra)
+    path = store_path(config.data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = EventStore(path, config.facility, sync=config.sync,  # type: ignore[arg-type]
+                       snapshot_every=config.snapshot_every)
+    try:
+        core = recover(
+            store,
+            lambda raw: Core.restore(raw, config.facility, templates, core_config),
+            lambda: Core(config.facility, templates, config=core_config),
+        )
+    except Exception:
+        store.close()
+        raise
+    vda = None
+    if config.vda:
+        master = VdaMaster(graph=facility_map.graph if facility_map else None)
+        vda = VdaBridge(config.facility, master, tuple(config.vda_capabilities))
+    return CoreHost(core=core, store=store, facility_map=facility_map, templates=templates,
+                    vda=vda)

@@ -1,0 +1,103 @@
+"""The shell's VDA 5050 bridge: AGV messages ↔ core agent inputs and commands, sans-IO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_runtime import Publish, load_map
+from edge_runtime._vda5050 import VdaMaster
+from edge_runtime._vda_bridge import VdaBridge
+from topics import AgentConn, AgentState, Assign, ProtocolError, StepAccepted, StepStarted
+
+F = "f1"
+
+
+def _bridge() -> VdaBridge:
+    demo = load_map(Path(__file__).resolve().parent.parent / "maps" / "demo.yaml")
+    return VdaBridge(F, VdaMaster(graph=demo.graph), ("transport",))
+
+
+def _state(**kw: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "headerId": 1, "timestamp": "2026-01-01T00:00:00.000Z", "version": "2.1.0",
+        "manufacturer": "acme", "serialNumber": "agv1", "orderId": "", "orderUpdateId": 0,
+        "lastNodeId": "dock", "lastNodeSequenceId": 0, "nodeStates": [], "edgeStates": [],
+        "driving": False, "actionStates": [],
+        "batteryState": {"batteryCharge": 64.0, "charging": False},
+        "operatingMode": "AUTOMATIC", "errors": [],
+        "safetyState": {"eStop": "NONE", "fieldViolation": False},
+    }
+    state.update(kw)
+    return state
+
+
+def _online(bridge: VdaBridge) -> list[Any]:
+    conn = {"headerId": 0, "timestamp": "2026-01-01T00:00:00.000Z", "version": "2.1.0",
+            "manufacturer": "acme", "serialNumber": "agv1", "connectionState": "ONLINE"}
+    return bridge.inbound("acme", "agv1", "connection", conn, 1.0).inputs
+
+
+def test_online_agv_becomes_a_robot_agent() -> None:
+    """An ONLINE connection announces the AGV to the core under its serial number."""
+    inputs = _online(_bridge())
+    assert inputs == [AgentConn(agent_id="agv1", online=True, kind="robot",
+                                capabilities=["transport"], liveness_s=60.0, ts=1.0)]
+
+
+def test_state_becomes_agent_state() -> None:
+    """A VDA state gives the core the AGV's node, battery, mode and e-stop."""
+    bridge = _bridge()
+    _online(bridge)
+    inputs = bridge.inbound("acme", "agv1", "state",
+                            _state(operatingMode="MANUAL",
+                                   safetyState={"eStop": "MANUAL", "fieldViolation": False}),
+                            2.0).inputs
+    state = inputs[-1]
+    assert isinstance(state, AgentState)
+    assert (state.node, state.battery, state.mode, state.e_stop) == ("dock", 64.0, "manual", True)
+
+
+def test_assign_becomes_an_order_and_started_is_translated_once() -> None:
+    """The core's Assign becomes a routed order; the AGV taking it yields accepted+started."""
+    bridge = _bridge()
+    _online(bridge)
+    bridge.inbound("acme", "agv1", "state", _state(), 2.0)
+    assign = Assign(command_id="c1", workflow_id="w1", step_id="s1", kind="robot",
+                    location="p2")
+    effect = Publish(f"fleetflow/v1/{F}/agent/agv1/cmd", assign)
+    assert bridge.handles(effect)
+    out = bridge.command(effect, 3.0)
+    assert [m.topic for m in out.messages] == ["uagv/v2/acme/agv1/order"]
+    order = out.messages[0].message
+    assert [n["nodeId"] for n in order["nodes"]] == ["dock", "a1", "a2", "p2"]
+    running = _state(orderId=order["orderId"], driving=True, lastNodeId="dock",
+                     nodeStates=[{"nodeId": n["nodeId"], "sequenceId": n["sequenceId"],
+                                  "released": True} for n in order["nodes"][1:]],
+                     edgeStates=[{"edgeId": e["edgeId"], "sequenceId": e["sequenceId"],
+                                  "released": True} for e in order["edges"]])
+    first = bridge.inbound("acme", "agv1", "state", running, 4.0).inputs
+    again = bridge.inbound("acme", "agv1", "state", running, 5.0).inputs
+    started = [i for i in first if isinstance(i, StepAccepted | StepStarted)]
+    assert [type(i).__name__ for i in started] == ["StepAccepted", "StepStarted"]
+    assert not any(isinstance(i, StepAccepted | StepStarted) for i in again)
+
+
+def test_commands_for_native_agents_are_not_taken() -> None:
+    """Commands for agents that are not AGVs pass the bridge by."""
+    bridge = _bridge()
+    _online(bridge)
+    effect = Publish(f"fleetflow/v1/{F}/agent/r1/cmd",
+                     Assign(command_id="c", workflow_id="w", step_id="s", kind="robot"))
+    assert not bridge.handles(effect)
+
+
+def test_serial_taken_by_another_manufacturer_is_refused() -> None:
+    """Two AGVs with one serial number cannot both be the agent of that id."""
+    bridge = _bridge()
+    _online(bridge)
+    with pytest.raises(ProtocolError) as err:
+        bridge.inbound("other", "agv1", "state", _state(manufacturer="other"), 2.0)
+    assert err.value.reason == "identity_mismatch"
