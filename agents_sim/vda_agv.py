@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-interval", type=float, default=30.0)
     p.add_argument("--fail", action="append", default=[], help="fail the next action of a type")
     args = p.parse_args(argv)
+    # Handlers before connecting: a SIGTERM right after ONLINE must still stop cleanly.
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
     runner = run_agv(args.host, args.port, args.manufacturer, args.serial, args.version,
                      args.username, args.password, node_id=args.node, x=args.x, y=args.y,
                      map_id=args.map_id, speed=args.speed, action_s=args.action_s,
@@ -161,9 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     for action_type in args.fail:
         with runner.lock:
             runner.model.fail_next(action_type)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
     print(f"vda-agv {args.manufacturer}/{args.serial} online", flush=True)
     done.wait()
     runner.stop()
