@@ -380,8 +380,9 @@ class AgentBehaviour:
 
     def _outputs(self, a: Assign) -> dict[str, Any]:
         if self.spec.kind == "ai":
-            return ai_outputs(self.spec.seed, self.spec.agent_id, a.workflow_id, a.step_id,
-                              a.attempt) | self._named_outputs(a)
+            # The model's typed verdict wins over a synthetic value of the same name.
+            return self._named_outputs(a) | ai_outputs(
+                self.spec.seed, self.spec.agent_id, a.workflow_id, a.step_id, a.attempt)
         out: dict[str, Any] = {"agent": self.spec.agent_id}
         if a.location is not None:
             out["location"] = a.location

@@ -105,7 +105,8 @@ class BrokerProcess:
             os.unlink(name)
         self._log_start = self._log.seek(0, os.SEEK_END)
         self.process = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
+            self.command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            start_new_session=True,  # the parent decides when it stops (Ctrl-C hits a group)
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:

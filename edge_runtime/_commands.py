@@ -119,7 +119,8 @@ class Commands(Engine):
                 raise CoreError(f"workflow {a.workflow_id} cannot depend on {dep.state} {dep.id}")
         self._emit("workflow_created", a.workflow_id, {
             "template": template.name, "version": template.version, "priority": a.priority,
-            "deadline": a.deadline, "data": a.data, "depends_on": [d.id for d in deps],
+            "deadline": a.deadline, "data": {**template.data, **a.data},
+            "depends_on": [d.id for d in deps],
         })
         wf = self._workflows[a.workflow_id]
         if all(d.state == "completed" for d in deps):

@@ -132,6 +132,8 @@ class Template(_Model):
     description: str = Field(default="", max_length=4096)
     on_failure: Literal["fail", "compensate"] = "fail"
     """What a workflow does when it fails: just fail, or first roll back (saga)."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Default workflow variables; a workflow's own ``data`` overrides them key by key."""
     steps: tuple[Step, ...] = Field(min_length=1, max_length=256)
 
     _index: dict[str, int] = PrivateAttr(default_factory=dict)

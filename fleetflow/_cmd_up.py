@@ -98,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     (data / "logs").mkdir(parents=True, exist_ok=True)
     templates = load_templates(args.templates)
+    demo_templates = sorted(k for k in templates if "@" not in k)  # latest version of each
     from agents_sim.native import mixed_fleet
 
     fleets = {f: mixed_fleet(args.agents, capabilities=_fleet_capabilities(templates),
@@ -157,10 +158,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"fleet       {len(specs)} simulated agents in {facility!r}", flush=True)
         if args.workflow_every > 0 and any(fleets.values()):
             feeder = threading.Thread(target=_feed_workflows, daemon=True, args=(
-                args, facilities, sorted(templates), secrets_["hub"], stop))
+                args, facilities, demo_templates, secrets_["hub"], stop))
             feeder.start()
             print(f"workflows   one demo workflow every {args.workflow_every:g} s "
-                  f"({', '.join(sorted(templates))})", flush=True)
+                  f"({', '.join(demo_templates)})", flush=True)
         print("hub API     not part of this build yet (see docs/)", flush=True)
         print("ready; Ctrl-C stops everything", flush=True)
         while not stop.wait(0.5):
@@ -196,7 +197,9 @@ def _start_edge(args: argparse.Namespace, facility: str, index: int, url: str,
            "--username", f"edge-{facility}", "--data", str(Path(args.data) / f"edge-{facility}"),
            "--map", args.map, "--templates", args.templates,
            "--metrics-port", str(args.metrics_port + index), "--metrics-host", args.host]
-    return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    # Own session: Ctrl-C reaches only `up`, which stops the parts in order (edge before broker).
+    return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            start_new_session=True)
 
 
 def _hub_client(args: argparse.Namespace, password: str, name: str) -> Any:

@@ -162,3 +162,18 @@ def test_replay_restore_and_rerun_are_identical(data: st.DataObject) -> None:
     again, log = _run(inputs)
     assert log == [encode_event(e) for e in events]
     assert again.snapshot() == live
+
+
+def test_template_data_defaults_apply_and_are_overridable() -> None:
+    """A template's default data fills what the workflow leaves out; the workflow's own wins."""
+    fl = ScriptedFleet(Core("f1", TEMPLATES), outputs=_outputs)
+    for aid, kind in AGENTS:
+        fl.agent(aid, kind, CAPS)  # type: ignore[arg-type]
+    fl.create("ai_inspection", "by_default")  # min_score 0.7 from the template: 0.9 ships
+    fl.create("ai_inspection", "strict", data={"min_score": 0.95})  # 0.9 < 0.95: rework
+    fl.run()
+    default, strict = fl.core.workflow("by_default"), fl.core.workflow("strict")
+    assert default is not None and strict is not None
+    assert default.data == {"min_score": 0.7} and strict.data == {"min_score": 0.95}
+    assert default.steps["rework"].state == "skipped"
+    assert strict.steps["ship"].state == "skipped"
