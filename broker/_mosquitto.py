@@ -98,6 +98,12 @@ def write_mosquitto_config(
         "persistence true\n",
         f"persistence_location {d}/\n",
         "log_dest stderr\n",
+        # The edge acknowledges QoS 1 only after its batch is durable, so a burst of
+        # commands waits in the broker: Mosquitto's defaults (20 in flight, 1000 queued)
+        # would drop part of it. Latency stays low: small packets, no Nagle delay.
+        "max_inflight_messages 1000\n",
+        "max_queued_messages 100000\n",
+        "set_tcp_nodelay true\n",
         *([f"user {run_as}\n"] if run_as else []),
         f"\nlistener {port} {host}\nprotocol mqtt\n",
     ]
