@@ -1,0 +1,75 @@
+"""`fleetflow up` starts the whole system, serves, and stops it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from broker import mqtt_ready
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _up(tmp_path: Path, port: int, metrics: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fleetflow", "up", "--port", str(port), "--metrics-port",
+         str(metrics), "--data", str(tmp_path / "ff"), *extra],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+
+
+def _metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name))
+
+
+def test_up_runs_broker_edge_and_fleet_and_ctrl_c_stops_all(tmp_path: Path) -> None:
+    """Every part comes up and works demo workflows; SIGINT stops them all, exit 0."""
+    port, metrics = free_port(), free_port()
+    up = _up(tmp_path, port, metrics, "--agents", "4", "--workflow-every", "0.5")
+    try:
+        assert up.stdout is not None
+        lines = []
+        for line in up.stdout:
+            lines.append(line)
+            if line.startswith("ready"):
+                break
+        text = "".join(lines)
+        assert f"mqtt://127.0.0.1:{port}" in text
+        assert f"http://127.0.0.1:{metrics}/metrics" in text
+        assert "4 simulated agents" in text
+        deadline = time.monotonic() + 30
+        while _metric(metrics, 'fleetflow_edge_inputs_total{kind="step_accepted"}') < 2:
+            assert time.monotonic() < deadline, "the fleet did no work"
+            time.sleep(0.5)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert not mqtt_ready("127.0.0.1", port), "the broker outlived `up`"
+    with socket.socket() as s:  # the edge's metrics port is free again
+        s.bind(("127.0.0.1", metrics))
+    edge_log = (tmp_path / "ff" / "logs" / "edge-demo.log").read_text()
+    assert "stopped at seq" in edge_log and "disconnected from the broker" not in edge_log
+
+
+def test_up_with_broker_port_taken_says_one_line(tmp_path: Path) -> None:
+    """A port already in use: one line naming the port and the flag, exit 2, no traceback."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        up = _up(tmp_path, port, free_port(), "--agents", "0")
+        _, err = up.communicate(timeout=60)
+    assert up.returncode == 2
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert str(port) in err and "--port" in err
