@@ -35,6 +35,7 @@ from edge_runtime._config import EdgeConfig
 from edge_runtime._effects import Append, CancelTimer, Effect, Publish, SetTimer
 from edge_runtime._intake import Intake, Reject, VdaInbound
 from edge_runtime._metrics import EdgeMetrics
+from edge_runtime._mqtt import BufferedClient
 from edge_runtime._timers import TimerHeap
 from edge_runtime._vda_bridge import VdaTranslation
 from edge_runtime._wiring import CoreHost, open_core
@@ -125,7 +126,7 @@ class EdgeRuntime:
 
     def _make_client(self) -> mqtt.Client:
         c = self.config
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=c.client_id or f"fleetflow-edge-{c.facility}",
             clean_session=False,  # the broker keeps our subscriptions and unacked messages

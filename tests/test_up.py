@@ -56,7 +56,8 @@ def test_up_runs_broker_edge_and_fleet_and_ctrl_c_stops_all(tmp_path: Path) -> N
             up.kill()
             up.wait()
     assert not mqtt_ready("127.0.0.1", port), "the broker outlived `up`"
-    with socket.socket() as s:  # the edge's metrics port is free again
+    with socket.socket() as s:  # the edge's metrics port is free again (TIME_WAIT aside)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", metrics))
     edge_log = (tmp_path / "ff" / "logs" / "edge-demo.log").read_text()
     assert "stopped at seq" in edge_log and "disconnected from the broker" not in edge_log
