@@ -17,7 +17,7 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy topics broker fleetflow edge_runtime
+	$(BIN)/mypy topics broker fleetflow edge_runtime agents_sim bench
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
