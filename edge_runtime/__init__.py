@@ -5,7 +5,7 @@ package re-exports the shell, the facility map, the intake and the shared data t
 """
 
 from edge_runtime._config import EdgeConfig
-from edge_runtime._effects import Append, CancelTimer, Effect, Publish, SetTimer
+from edge_runtime._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
 from edge_runtime._event import Event, decode_event, encode_event
 from edge_runtime._intake import REJECT_REASONS, Inbound, Intake, Reject, VdaInbound
 from edge_runtime._map import FacilityMap, MapError, Node, Zone, load_map
@@ -18,6 +18,7 @@ from edge_runtime._vda5050 import __all__ as _vda_all
 __all__ = [
     "REJECT_REASONS",
     "Append",
+    "Archive",
     "CancelTimer",
     "EdgeConfig",
     "EdgeMetrics",

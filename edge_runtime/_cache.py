@@ -1,8 +1,10 @@
 """A bounded LRU of workflow projections above the store's ``workflows`` records.
 
-The engine keeps only live workflows in memory; when one ends, its final record goes into
-the store in the same WriteBatch as the event that ended it, and the engine drops it. The API
-reads a workflow through this cache: memory first, then the store; each tier counts its hits
+The engine keeps only live workflows in memory; once one is archived (completed or cancelled
+and no pending workflow waits for it), its final record goes into the store in the same
+WriteBatch as the ``workflow_archived`` event, and the engine drops it. The API reads a
+workflow through this cache: the engine's live projection (``live``) and the LRU of archived
+records make the memory tier, the store's records the store tier; each tier counts its hits
 and misses for the metrics.
 """
 
@@ -24,20 +26,32 @@ class WorkflowCache(Generic[T]):
     """Hot workflow projections by id; thread-safe (the shell writes, the API reads)."""
 
     def __init__(
-        self, store: EventStore, decode: Callable[[bytes], T], capacity: int = 10_000
+        self, store: EventStore, decode: Callable[[bytes], T], capacity: int = 10_000,
+        *, live: Callable[[str], T | None] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        """Most projections kept in memory; the least recently used goes first."""
+        """Most archived projections kept in memory; the least recently used goes first."""
         self._store = store
         self._decode = decode
+        self._live = live
+        """The engine's own view of a workflow still in memory (e.g. ``Core.workflow``).
+        Called without the cache's lock: it must be safe from the reader's thread."""
         self._items: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.Lock()
         self._counts = {"memory_hits": 0, "memory_misses": 0, "store_hits": 0, "store_misses": 0}
 
     def get(self, workflow_id: str) -> T | None:
-        """The projection of ``workflow_id``: from memory, else from the store, else ``None``."""
+        """The projection of ``workflow_id``: live from the engine, else an archived one from
+        the LRU, else from the store's record (kept in the LRU), else ``None``."""
+        if self._live is not None:
+            # Live first: a live workflow changes, so it is never kept in the LRU.
+            value = self._live(workflow_id)
+            if value is not None:
+                with self._lock:
+                    self._counts["memory_hits"] += 1
+                return value
         with self._lock:
             item = self._items.get(workflow_id)
             if item is not None:

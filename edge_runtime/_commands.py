@@ -11,7 +11,12 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge_runtime._core_errors import CoreError, DependencyCycle, UnknownEntity
+from edge_runtime._core_errors import (
+    CoreError,
+    DependencyCycle,
+    IllegalTransition,
+    UnknownEntity,
+)
 from edge_runtime._engine import Engine
 from edge_runtime._machine import STEP_MACHINE, WORKFLOW_MACHINE
 from edge_runtime._projection import StepRun, WorkflowRun
@@ -97,8 +102,20 @@ class Commands(Engine):
     def _wf(self, workflow_id: str) -> WorkflowRun:
         wf = self._workflows.get(workflow_id)
         if wf is None:
+            state = self._archived.get(workflow_id)
+            if state is not None:
+                raise IllegalTransition(f"workflow {workflow_id} is in {state}; it accepts: "
+                                        "nothing (it is final and archived)")
             raise UnknownEntity(f"unknown workflow {workflow_id!r}")
         return wf
+
+    def _dependency_state(self, workflow_id: str) -> str:
+        """State of a workflow to depend on (live or archived); refused unless it may end
+        in ``completed``."""
+        state = self._state_of(workflow_id)
+        if state is None:
+            raise UnknownEntity(f"unknown workflow {workflow_id!r}")
+        return state
 
     def _step(self, wf: WorkflowRun, step_id: str | None) -> StepRun:
         if step_id is None:
@@ -111,21 +128,19 @@ class Commands(Engine):
     def _cmd_create_workflow(self, cmd: HubCommand) -> dict[str, Any]:
         a: CreateArgs = _parse(CreateArgs, cmd)
         template = self.template(a.template)
-        if a.workflow_id in self._workflows:
+        if a.workflow_id in self._workflows or a.workflow_id in self._archived:
             raise CoreError(f"workflow {a.workflow_id!r} already exists")
-        deps = [self._wf(d) for d in dict.fromkeys(a.depends_on)]
-        for dep in deps:
-            if dep.state in ("failed", "cancelled"):
-                raise CoreError(f"workflow {a.workflow_id} cannot depend on {dep.state} {dep.id}")
+        deps = {d: self._dependency_state(d) for d in dict.fromkeys(a.depends_on)}
+        for dep, state in deps.items():
+            if state in ("failed", "cancelled"):
+                raise CoreError(f"workflow {a.workflow_id} cannot depend on {state} {dep}")
         self._emit("workflow_created", a.workflow_id, {
             "template": template.name, "version": template.version, "priority": a.priority,
             "deadline": a.deadline, "data": {**template.data, **a.data},
-            "depends_on": [d.id for d in deps],
+            "depends_on": list(deps),
         })
         wf = self._workflows[a.workflow_id]
-        if all(d.state == "completed" for d in deps):
-            self._emit("workflow_started", wf.id, {})
-            self._advance(wf)
+        self._start_if_ready(wf)
         return {"workflow_id": wf.id, "state": wf.state}
 
     def _cmd_cancel_workflow(self, cmd: HubCommand) -> dict[str, Any]:
@@ -171,15 +186,19 @@ class Commands(Engine):
         a: DependencyArgs = _parse(DependencyArgs, cmd)
         wf = self._wf(a.workflow_id)
         if a.depends_on is not None:
-            before = self._wf(a.depends_on)
-            self._check_workflow_cycle(before, wf)
-            if wf.state != "pending" and before.state != "completed":
+            before_state = self._dependency_state(a.depends_on)
+            self._check_workflow_cycle(a.depends_on, wf)
+            if wf.state != "pending" and before_state != "completed":
                 raise CoreError(f"workflow {wf.id} already started ({wf.state})")
-            if before.state in ("failed", "cancelled"):
-                raise CoreError(f"workflow {wf.id} cannot depend on {before.state} {before.id}")
-            self._emit("dependency_added", wf.id, {"depends_on": before.id})
-            if before.state == "completed":
+            if before_state in ("failed", "cancelled"):
+                raise CoreError(
+                    f"workflow {wf.id} cannot depend on {before_state} {a.depends_on}")
+            self._emit("dependency_added", wf.id, {"depends_on": a.depends_on})
+            before = self._workflows.get(a.depends_on)
+            if before is not None and before_state == "completed":
                 self._propagate(before)
+            elif before is None:  # archived, hence completed: only ``wf`` may start now
+                self._start_if_ready(wf)
             return {"workflow_id": wf.id}
         st = self._step(wf, a.step)
         after = self._step(wf, a.after)
@@ -192,18 +211,22 @@ class Commands(Engine):
         self._emit("dependency_added", wf.id, {"step": st.id, "after": after.id})
         return {"workflow_id": wf.id}
 
-    def _check_workflow_cycle(self, before: WorkflowRun, after: WorkflowRun) -> None:
-        """Refuse ``before -> after`` if ``after`` already (transitively) precedes ``before``."""
+    def _check_workflow_cycle(self, before: str, after: WorkflowRun) -> None:
+        """Refuse ``before -> after`` if ``after`` already (transitively) precedes ``before``.
+
+        Archived workflows are leaves here: they finished, so nothing can wait on a cycle
+        through them."""
         graph: nx.DiGraph[str] = nx.DiGraph()
         todo = [after.id]
         while todo:
             wid = todo.pop()
-            for nxt in self._workflows[wid].dependents:
+            run = self._workflows.get(wid)
+            for nxt in run.dependents if run is not None else ():
                 if not graph.has_edge(wid, nxt):
                     graph.add_edge(wid, nxt)
                     todo.append(nxt)
-        graph.add_edge(before.id, after.id)
-        _refuse_cycle(graph, before.id)
+        graph.add_edge(before, after.id)
+        _refuse_cycle(graph, before)
 
     def _cmd_checkpoint(self, cmd: HubCommand) -> dict[str, Any]:
         a: CheckpointArgs = _parse(CheckpointArgs, cmd)

@@ -89,6 +89,8 @@ class Core(Commands):
         self._fx = fx
         self._now = now
         handler(input)
+        if self._candidates:
+            self._archive_ready()
         self._fx = []
         return fx
 
@@ -175,6 +177,10 @@ class Core(Commands):
             return None
         wf = self._workflows.get(m.workflow_id)
         if wf is None:
+            state = self._archived.get(m.workflow_id)
+            if state is not None:
+                raise StaleInput(f"workflow {m.workflow_id} is {state} (archived); it takes "
+                                 "no more step events")
             raise UnknownEntity(f"unknown workflow {m.workflow_id!r}")
         st = wf.steps.get(m.step_id)
         if st is None:
@@ -295,6 +301,10 @@ class Core(Commands):
                 self._liveness_timer(agent)
         for timer_id, at in self.armed_timers().items():
             self._fx.append(SetTimer(timer_id, at))
+        # Finished workflows a log from before archiving (or archive_terminal=False) left.
+        self._candidates.extend(
+            wid for wid, wf in self._workflows.items() if wf.state in ("completed", "cancelled")
+        )
 
     # --- reading ----------------------------------------------------------------------
 
@@ -317,13 +327,22 @@ class Core(Commands):
         return timers
 
     def workflow(self, workflow_id: str) -> WorkflowView | None:
-        """A read-only view of one workflow, or ``None``."""
+        """A read-only view of one workflow in memory, or ``None`` (also once it is archived:
+        read archived ones through ``edge_runtime.store.WorkflowCache``)."""
         wf = self._workflows.get(workflow_id)
         return None if wf is None else workflow_view(wf)
 
     def workflows(self) -> dict[str, WorkflowView]:
-        """Views of every workflow, oldest first."""
+        """Views of every workflow in memory (not the archived ones), oldest first."""
         return {wid: workflow_view(wf) for wid, wf in self._workflows.items()}
+
+    def archived(self, workflow_id: str) -> str | None:
+        """``completed`` or ``cancelled`` if ``workflow_id`` was archived, else ``None``."""
+        return self._archived.get(workflow_id)
+
+    def archived_workflows(self) -> dict[str, str]:
+        """Every archived workflow's terminal state, in archive order (a copy)."""
+        return dict(self._archived)
 
     def agents(self) -> dict[str, AgentView]:
         """Views of every known agent."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from edge_runtime._event import Event
 from topics import Message
 
-__all__ = ["Append", "CancelTimer", "Effect", "Publish", "SetTimer"]
+__all__ = ["Append", "Archive", "CancelTimer", "Effect", "Publish", "SetTimer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +42,18 @@ class CancelTimer:
     timer_id: str
 
 
-Effect = Append | Publish | SetTimer | CancelTimer
+@dataclass(frozen=True, slots=True)
+class Archive:
+    """Store ``record`` as the final record of ``workflow_id``, in the same WriteBatch as the
+    batch's events (``EventStore.append(..., workflow_records=...)``).
+
+    The core returns it with the ``workflow_archived`` event that dropped the workflow from
+    memory; ``record`` is ``encode_workflow_record`` bytes (``decode_workflow_record`` reads
+    them back as a ``WorkflowView``).
+    """
+
+    workflow_id: str
+    record: bytes
+
+
+Effect = Append | Publish | SetTimer | CancelTimer | Archive

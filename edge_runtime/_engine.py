@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge_runtime._effects import Append, CancelTimer, Effect, Publish, SetTimer
+from edge_runtime._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
 from edge_runtime._event import Event
 from edge_runtime._expr import ExpressionError, evaluate_condition
 from edge_runtime._machine import STEP_TERMINAL
 from edge_runtime._projection import Agent, Projection, StepRun, WorkflowRun
 from edge_runtime._template import Step, Template
+from edge_runtime._views import encode_workflow_record
 from topics import Assign, Cancel, SyncRelease, agent_topic
 
 __all__ = ["CoreConfig", "CostFunction", "Engine"]
@@ -46,6 +47,9 @@ class CoreConfig:
     """Battery changes smaller than this (percent) are not recorded as events."""
     cost: CostFunction | None = None
     """Allocation cost; ``None`` means 0 for every agent (the lowest id wins)."""
+    archive_terminal: bool = True
+    """Drop completed and cancelled workflows from memory once no pending workflow depends
+    on them (event ``workflow_archived``, effect ``Archive`` with the final record)."""
 
 
 class Engine(Projection):
@@ -58,6 +62,8 @@ class Engine(Projection):
         )
         self.config = config
         self._fx: list[Effect] = []
+        self._candidates: list[str] = []
+        """Workflows that may have become archivable during this input (checked at its end)."""
         self._now = 0.0
 
     # --- making events ----------------------------------------------------------------
@@ -379,15 +385,47 @@ class Engine(Projection):
     # --- between workflows ------------------------------------------------------------
 
     def _propagate(self, wf: WorkflowRun) -> None:
-        """Start dependants whose dependencies all completed; fail those of a failure."""
+        """Start dependants whose dependencies all completed; fail those of a failure.
+
+        ``wf`` just ended: it, and the workflows it waited for, may now be archived."""
+        self._candidates.append(wf.id)
+        self._candidates.extend(wf.depends_on)
         for dep_id in wf.dependents:
-            dep = self._workflows[dep_id]
-            if dep.state != "pending":
+            dep = self._workflows.get(dep_id)
+            if dep is None or dep.state != "pending":
                 continue
             if wf.state != "completed":
                 self._emit("workflow_failed", dep.id,
                            {"reason": f"dependency {wf.id} {wf.state}"})
                 self._propagate(dep)
-            elif all(self._workflows[d].state == "completed" for d in dep.depends_on):
-                self._emit("workflow_started", dep.id, {})
-                self._advance(dep)
+            else:
+                self._start_if_ready(dep)
+
+    def _start_if_ready(self, wf: WorkflowRun) -> None:
+        """Start the pending ``wf`` if every workflow it depends on completed."""
+        if wf.state == "pending" and all(
+            self._state_of(d) == "completed" for d in wf.depends_on
+        ):
+            self._emit("workflow_started", wf.id, {})
+            self._advance(wf)
+            self._candidates.extend(wf.depends_on)
+
+    def _archive_ready(self) -> None:
+        """Archive each candidate that is completed or cancelled and that no pending workflow
+        still waits for (failed ones stay: an operator may recover them)."""
+        candidates, self._candidates = self._candidates, []
+        if not self.config.archive_terminal:
+            return
+        workflows = self._workflows
+        for wid in dict.fromkeys(candidates):
+            wf = workflows.get(wid)
+            if wf is None or wf.state not in ("completed", "cancelled"):
+                continue
+            if any(
+                (dep := workflows.get(d)) is not None and dep.state == "pending"
+                for d in wf.dependents
+            ):
+                continue
+            record = encode_workflow_record(wf)
+            self._emit("workflow_archived", wid, {"state": wf.state})
+            self._fx.append(Archive(wid, record))

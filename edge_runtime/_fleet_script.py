@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from edge_runtime._core import Core, Input
-from edge_runtime._effects import Effect, Publish
+from edge_runtime._effects import Archive, Effect, Publish
+from edge_runtime._views import WorkflowView, decode_workflow_record
 from topics import (
     AgentConn,
     AgentKindName,
@@ -45,6 +46,8 @@ class ScriptedFleet:
         self.fed: list[tuple[Input, float]] = []
         """Every input given to the core, with its ``now``, in order."""
         self.effects: list[Effect] = []
+        self.records: dict[str, bytes] = {}
+        """Final records of archived workflows (what the shell writes to the store), by id."""
         self._todo: deque[tuple[str, Assign]] = deque()
         self._n = 0
 
@@ -57,7 +60,16 @@ class ScriptedFleet:
         for effect in fx:
             if isinstance(effect, Publish) and isinstance(effect.message, Assign):
                 self._todo.append((effect.topic.rsplit("/", 2)[1], effect.message))
+            elif isinstance(effect, Archive):
+                self.records[effect.workflow_id] = effect.record
         return fx
+
+    def workflow(self, workflow_id: str) -> WorkflowView | None:
+        """A workflow as the core holds it, or from its record once archived; else ``None``."""
+        view = self.core.workflow(workflow_id)
+        if view is None and workflow_id in self.records:
+            return decode_workflow_record(self.records[workflow_id])
+        return view
 
     def agent(self, agent_id: str, kind: AgentKindName, caps: list[str]) -> None:
         """Announce an agent."""

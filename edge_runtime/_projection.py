@@ -90,13 +90,17 @@ class Projection(ProjectionState):
         assert ev.workflow_id is not None
         template = self.template(f"{d['template']}@{d['version']}")
         wf = WorkflowRun(ev.workflow_id, template, d["priority"], d["deadline"], d["data"], ev.seq)
+        wf.created_hlc = ev.hlc
         self._workflows[wf.id] = wf
         for dep in d["depends_on"]:
-            self._link(self._workflows[dep], wf)
+            self._link(dep, wf)
 
-    def _link(self, before: WorkflowRun, after: WorkflowRun) -> None:
-        before.dependents.append(after.id)
-        after.depends_on.append(before.id)
+    def _link(self, before: str, after: WorkflowRun) -> None:
+        """``after`` depends on ``before`` (live, or archived: then it only names it)."""
+        run = self._workflows.get(before)
+        if run is not None:
+            run.dependents.append(after.id)
+        after.depends_on.append(before)
 
     def _on_workflow_started(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
@@ -104,9 +108,10 @@ class Projection(ProjectionState):
 
     def _on_workflow_completed(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
         assert wf is not None
+        wf.ended_hlc = e.hlc
         self._wf_fire(wf, "complete")
 
-    def _end(self, wf: WorkflowRun, event: str, reason: str) -> None:
+    def _end(self, wf: WorkflowRun, event: str, reason: str, hlc: int) -> None:
         for st in wf.steps.values():
             if st.state in ("ready", "allocating"):
                 self._dequeue(wf, st)
@@ -114,15 +119,29 @@ class Projection(ProjectionState):
             st.retry_at = None
         wf.awaiting.clear()
         wf.reason = reason
+        wf.ended_hlc = hlc
         self._wf_fire(wf, event)
 
     def _on_workflow_failed(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
-        self._end(wf, "fail", d["reason"])
+        self._end(wf, "fail", d["reason"], ev.hlc)
 
     def _on_workflow_cancelled(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
         assert wf is not None
-        self._end(wf, "cancel", d["reason"])
+        self._end(wf, "cancel", d["reason"], e.hlc)
+
+    def _on_workflow_archived(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
+        """The workflow leaves memory; only its id and terminal state stay."""
+        if wf is None or wf.state not in ("completed", "cancelled"):
+            raise CoreError(f"cannot archive workflow {e.workflow_id!r}: it is not "
+                            "completed or cancelled")
+        for st in wf.steps.values():  # nothing should be held by now; be sure of it
+            if st.state in ("ready", "allocating"):
+                self._dequeue(wf, st)
+            self._release(wf, st)
+        del self._workflows[wf.id]
+        # A literal, not the event's string: every entry shares one object per state.
+        self._archived[wf.id] = "completed" if wf.state == "completed" else "cancelled"
 
     def _on_workflow_paused(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
@@ -135,12 +154,13 @@ class Projection(ProjectionState):
     def _on_workflow_recovered(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
         assert wf is not None
         wf.reason = ""
+        wf.ended_hlc = 0
         self._wf_fire(wf, "recover")
 
     def _on_dependency_added(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
         if "depends_on" in d:
-            self._link(self._workflows[d["depends_on"]], wf)
+            self._link(d["depends_on"], wf)
         else:
             st = wf.steps[d["step"]]
             st.preds = (*st.preds, d["after"])

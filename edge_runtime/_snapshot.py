@@ -2,7 +2,8 @@
 
 Only what events set is stored; derived indexes (the allocation queue, the idle-agent
 lists) are rebuilt on load. Lists and insertion-ordered dicts keep the bytes identical for
-identical histories.
+identical histories. Archived workflows are only their ids with a one-byte state (their
+records are in the store). Format 1 snapshots (before archiving) still load.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from edge_runtime._projection import (
 
 __all__ = ["dump_projection", "load_projection"]
 
-_FORMAT = 1
+_FORMAT = 2
+_ARCHIVED_CODE = {"completed": 0, "cancelled": 1}
+_ARCHIVED_STATE = ("completed", "cancelled")
 
 
 def _agent(a: Agent) -> list[Any]:
@@ -44,31 +47,36 @@ def _workflow(wf: WorkflowRun) -> list[Any]:
     return [
         wf.id, wf.template.key, wf.state, wf.history, wf.priority, wf.deadline, wf.data,
         wf.order, wf.awaiting, wf.checkpoints, wf.depends_on, wf.dependents, wf.rollback,
-        wf.reason, [_step(st) for st in wf.steps.values()],
+        wf.reason, [_step(st) for st in wf.steps.values()], wf.created_hlc, wf.ended_hlc,
     ]
 
 
 def dump_projection(p: Projection) -> bytes:
-    """msgpack ``[format, facility, seq, hlc, agents, workflows, holds, commands]``."""
+    """msgpack ``[format, facility, seq, hlc, agents, workflows, holds, commands, archived]``."""
+    code = _ARCHIVED_CODE
     return msgpack.packb([
         _FORMAT, p.facility, p._seq, p._hlc,
         [_agent(a) for a in p._agents.values()],
         [_workflow(wf) for wf in p._workflows.values()],
         [[res, *holder] for res, holder in p._holds.items()],
         list(p._commands),
+        {wid: code[state] for wid, state in p._archived.items()},
     ], use_bin_type=True)
 
 
 def load_projection(p: Projection, data: bytes) -> None:
     """Fill the empty projection ``p`` from ``data``; ``CoreError`` if it does not fit."""
     try:
-        fmt, facility, seq, hlc, agents, workflows, holds, commands = msgpack.unpackb(
-            data, raw=False, strict_map_key=False
-        )
+        fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        fmt = fields[0]
+        if fmt not in (1, _FORMAT):
+            raise CoreError(f"snapshot has format {fmt}; this build reads 1 to {_FORMAT}")
+        archived: dict[str, int] = fields.pop() if fmt >= 2 else {}
+        _, facility, seq, hlc, agents, workflows, holds, commands = fields
+    except CoreError:
+        raise
     except Exception as exc:  # msgpack raises many types; all mean "not a snapshot"
         raise CoreError(f"snapshot does not decode: {exc}") from None
-    if fmt != _FORMAT:
-        raise CoreError(f"snapshot has format {fmt}; this build reads {_FORMAT}")
     if facility != p.facility:
         raise CoreError(f"snapshot is of facility {facility}, not {p.facility}")
     p._seq, p._hlc = seq, hlc
@@ -84,11 +92,13 @@ def load_projection(p: Projection, data: bytes) -> None:
         p._set_idle(a)
     for row in workflows:
         (wid, tkey, state, history, priority, deadline, wdata, order, awaiting, checkpoints,
-         depends_on, dependents, rollback, reason, steps) = row
+         depends_on, dependents, rollback, reason, steps) = row[:15]
         wf = WorkflowRun(wid, p.template(tkey), priority, deadline, wdata, order)
         wf.state, wf.history, wf.awaiting, wf.checkpoints = state, history, awaiting, checkpoints
         wf.depends_on, wf.dependents, wf.rollback, wf.reason = (
             depends_on, dependents, rollback, reason)
+        if len(row) > 15:
+            wf.created_hlc, wf.ended_hlc = row[15], row[16]
         template_steps = wf.steps
         wf.steps = {}
         for s in steps:
@@ -111,3 +121,5 @@ def load_projection(p: Projection, data: bytes) -> None:
         p._holds[res] = (wid, sid)
     for cmd in commands:
         p._commands[cmd] = None
+    for wid, code in archived.items():
+        p._archived[wid] = _ARCHIVED_STATE[code]

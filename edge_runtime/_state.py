@@ -120,10 +120,12 @@ class WorkflowRun:
     __slots__ = (
         "awaiting",
         "checkpoints",
+        "created_hlc",
         "data",
         "deadline",
         "dependents",
         "depends_on",
+        "ended_hlc",
         "history",
         "id",
         "order",
@@ -160,6 +162,10 @@ class WorkflowRun:
         """While compensating: what follows (``abort`` or ``retry``)."""
         self.reason = ""
         """Why the workflow failed or was cancelled."""
+        self.created_hlc = 0
+        """HLC of the creating event (its time: ``hlc >> 16`` ms)."""
+        self.ended_hlc = 0
+        """HLC of the event that ended it (completed, failed, cancelled); 0 while it runs."""
 
     def step_key(self, st: StepRun) -> tuple[int, int, int, str, str]:
         """Allocation order: higher priority, older workflow, earlier step first."""
@@ -212,6 +218,11 @@ class ProjectionState:
         """Steps waiting for an agent or a resource, in allocation order."""
         self._commands: dict[str, None] = {}
         """Recent hub command ids, oldest first (duplicate filter window)."""
+        self._archived: dict[str, str] = {}
+        """Archived workflows, in archive order: id -> ``completed`` or ``cancelled``.
+
+        All that stays in memory of a finished workflow (its record is in the store): enough
+        to refuse a duplicate id and to start a workflow that depends on it."""
         self.transitions = 0
         """Workflow and step state changes applied so far (the benchmark counts them)."""
 
@@ -226,6 +237,11 @@ class ProjectionState:
     def last_hlc(self) -> int:
         """HLC of the last event applied."""
         return self._hlc
+
+    def _state_of(self, workflow_id: str) -> str | None:
+        """State of a live or archived workflow; ``None`` if there never was one."""
+        wf = self._workflows.get(workflow_id)
+        return wf.state if wf is not None else self._archived.get(workflow_id)
 
     def template(self, ref: str) -> Template:
         """The template ``name`` (newest version) or ``name@version``."""

@@ -1,13 +1,23 @@
-"""Read-only views of the projection for the shell, the hub and tests."""
+"""Read-only views of the projection for the shell, the hub and tests, and the final record
+of an archived workflow (the same view, as msgpack bytes in the store's ``workflows`` family).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
+from edge_runtime._core_errors import CoreError
 from edge_runtime._projection import Agent, StepRun, WorkflowRun
 
-__all__ = ["AgentView", "StepView", "WorkflowView", "agent_view", "workflow_view"]
+__all__ = [
+    "AgentView", "StepView", "WorkflowView", "agent_view", "decode_workflow_record",
+    "encode_workflow_record", "workflow_view",
+]
+
+_RECORD_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,10 @@ class WorkflowView:
     checkpoints: tuple[str, ...]
     rolling_back: bool
     reason: str
+    created_at: float | None = None
+    """Unix seconds of the creating event (from its hybrid logical clock)."""
+    ended_at: float | None = None
+    """Unix seconds of the event that ended it; ``None`` while it runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +83,51 @@ def _step_view(st: StepRun) -> StepView:
     )
 
 
+def _seconds(hlc: int) -> float | None:
+    """The wall time an HLC carries (milliseconds in its upper bits); ``None`` for 0."""
+    return (hlc >> 16) / 1000 if hlc else None
+
+
 def workflow_view(wf: WorkflowRun) -> WorkflowView:
     """Copy ``wf`` into a view."""
     return WorkflowView(
         wf.id, wf.template.name, wf.template.version, wf.state, wf.history, wf.priority,
         wf.deadline, dict(wf.data), {sid: _step_view(st) for sid, st in wf.steps.items()},
         tuple(wf.awaiting), tuple(wf.depends_on), tuple(wf.checkpoints),
-        wf.rollback is not None, wf.reason,
+        wf.rollback is not None, wf.reason, _seconds(wf.created_hlc), _seconds(wf.ended_hlc),
     )
+
+
+def encode_workflow_record(wf: WorkflowRun) -> bytes:
+    """The final record of ``wf`` (what ``Archive`` stores): its view as msgpack."""
+    steps = [
+        [st.id, st.spec.kind, st.state, st.attempt, st.failures, st.agent, st.outputs,
+         st.error, st.progress, st.comp_of]
+        for st in wf.steps.values()
+    ]
+    return msgpack.packb([
+        _RECORD_FORMAT, wf.id, wf.template.name, wf.template.version, wf.state, wf.history,
+        wf.priority, wf.deadline, wf.data, steps, wf.awaiting, wf.depends_on,
+        list(wf.checkpoints), wf.rollback is not None, wf.reason, _seconds(wf.created_hlc),
+        _seconds(wf.ended_hlc),
+    ], use_bin_type=True)
+
+
+def decode_workflow_record(raw: bytes) -> WorkflowView:
+    """A ``WorkflowView`` from ``encode_workflow_record`` bytes; ``CoreError`` if they are not."""
+    try:
+        row = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+        if not isinstance(row, list) or row[0] != _RECORD_FORMAT:
+            raise ValueError(f"format {row[0] if isinstance(row, list) else '?'}")
+        (_, wid, template, version, state, history, priority, deadline, data, steps,
+         awaiting, depends_on, checkpoints, rolling_back, reason, created_at, ended_at) = row
+        return WorkflowView(
+            wid, template, version, state, history, priority, deadline, data,
+            {s[0]: StepView(*s) for s in steps}, tuple(awaiting), tuple(depends_on),
+            tuple(checkpoints), rolling_back, reason, created_at, ended_at,
+        )
+    except Exception as exc:  # msgpack and unpacking raise many types: all mean "not a record"
+        raise CoreError(f"not a workflow record: {exc}") from None
 
 
 def agent_view(agent: Agent) -> AgentView:

@@ -26,7 +26,13 @@ from edge_runtime._template import (
     load_template,
     load_templates,
 )
-from edge_runtime._views import AgentView, StepView, WorkflowView
+from edge_runtime._views import (
+    AgentView,
+    StepView,
+    WorkflowView,
+    decode_workflow_record,
+    encode_workflow_record,
+)
 
 __all__ = [
     "STEP_MACHINE",
@@ -54,6 +60,8 @@ __all__ = [
     "Transition",
     "UnknownEntity",
     "WorkflowView",
+    "decode_workflow_record",
+    "encode_workflow_record",
     "load_template",
     "load_templates",
 ]

@@ -20,6 +20,7 @@ from edge_runtime._store import (
     StoreVersionError,
     SyncMode,
 )
+from edge_runtime._views import decode_workflow_record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -34,6 +35,7 @@ __all__ = [
     "StoredSnapshot",
     "SyncMode",
     "WorkflowCache",
+    "decode_workflow_record",
     "maybe_snapshot",
     "recover",
     "replay",

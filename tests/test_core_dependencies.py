@@ -25,7 +25,7 @@ def _fleet(*templates: Template, robots: int = 1) -> ScriptedFleet:
 
 
 def _states(fl: ScriptedFleet, wid: str = "w1") -> dict[str, str]:
-    wf = fl.core.workflow(wid)
+    wf = fl.workflow(wid)
     assert wf is not None
     return {sid: s.state for sid, s in wf.steps.items()}
 
@@ -82,7 +82,7 @@ def test_condition_error_fails_step_not_core() -> None:
     t = _t("bad", {"id": "a", "kind": "robot", "when": "data.missing > 1"})
     fl = _fleet(t)
     fl.create("bad", "w1")
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.steps["a"].state == "failed"
     assert wf.steps["a"].error == "condition_error" and wf.awaiting_operator == ("a",)
 
@@ -107,7 +107,7 @@ def test_resource_based_waits_for_free_resource() -> None:
     fl.create("dock", "w2")
     assert fl.core.resource_holds() == {"dock_1": ("w1", "use")}
     assert _states(fl, "w2") == {"use": "allocating"}
-    wf2 = fl.core.workflow("w2")
+    wf2 = fl.workflow("w2")
     assert wf2 is not None and wf2.state == "active.waiting_for_resource"
     fl.finish("w1", "use")
     assert _states(fl, "w2") == {"use": "assigned"}
@@ -132,7 +132,7 @@ def test_data_flow_missing_output_fails_consumer() -> None:
     fl = _fleet(t)
     fl.create("df", "w1")
     fl.finish("w1", "a")
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.steps["b"].error == "missing_input"
 
 
@@ -165,10 +165,10 @@ def test_dependent_workflow_starts_on_completion() -> None:
     fl = _fleet(SEQ, robots=1)
     fl.create("seq", "w1")
     fl.create("seq", "w2", depends_on=["w1"])
-    assert fl.core.workflow("w2").state == "pending"  # type: ignore[union-attr]
+    assert fl.workflow("w2").state == "pending"  # type: ignore[union-attr]
     fl.finish("w1", "a")
     fl.finish("w1", "b")
-    assert fl.core.workflow("w1").state == "completed"  # type: ignore[union-attr]
+    assert fl.workflow("w1").state == "completed"  # type: ignore[union-attr]
     assert _states(fl, "w2")["a"] == "assigned"
 
 
@@ -180,7 +180,7 @@ def test_failure_propagates_to_dependents() -> None:
     fl.create("seq", "w3", depends_on=["w2"])
     fl.command("cancel_workflow", workflow_id="w1")
     for wid in ("w2", "w3"):
-        wf = fl.core.workflow(wid)
+        wf = fl.workflow(wid)
         assert wf is not None and wf.state == "failed" and "dependency" in wf.reason
 
 
@@ -207,4 +207,4 @@ def test_cost_function_chooses_agent() -> None:
     for i in range(4):
         fl.agent(f"r{i}", "robot", [])
     fl.create("one", "w1")
-    assert fl.core.workflow("w1").steps["s"].agent == "r2"  # type: ignore[union-attr]
+    assert fl.workflow("w1").steps["s"].agent == "r2"  # type: ignore[union-attr]

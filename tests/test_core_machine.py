@@ -31,7 +31,7 @@ def _fleet(*templates: Template) -> ScriptedFleet:
 
 
 def _state(fl: ScriptedFleet, wid: str = "w1") -> str:
-    wf = fl.core.workflow(wid)
+    wf = fl.workflow(wid)
     assert wf is not None
     return wf.state
 
@@ -87,7 +87,7 @@ def test_walk_goes_through_each_executing_substate() -> None:
     assert _state(fl) == "active.executing.step_preparation"
     fl.start_step("w1", "a")
     assert _state(fl) == "active.executing.step_execution"
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.steps["a"].state == "executing"
 
 
@@ -123,7 +123,7 @@ def test_pause_resume_returns_to_deep_substate() -> None:
     fl.accept("w1", "a")
     fl.start_step("w1", "a")
     fl.command("pause_workflow", workflow_id="w1")
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.state == "paused"
     assert wf.resumes_to == "active.executing.step_execution"
     fl.command("resume_workflow", workflow_id="w1")
@@ -143,7 +143,7 @@ def test_paused_workflow_tracks_steps_that_finish() -> None:
     fl.feed(__import__("topics").StepDone(
         event_id="late", agent_id="r1", workflow_id="w1", step_id="a", attempt=1, ts=0,
         outputs={"x": 1}))
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.state == "paused"
     assert wf.steps["b"].state == "pending"  # nothing new starts while paused
     fl.command("resume_workflow", workflow_id="w1")

@@ -39,7 +39,7 @@ def _fleet(*templates: Template, robots: int = 1, **config: Any) -> ScriptedFlee
 
 
 def _step(fl: ScriptedFleet, sid: str, wid: str = "w1") -> Any:
-    wf = fl.core.workflow(wid)
+    wf = fl.workflow(wid)
     assert wf is not None
     return wf.steps[sid]
 
@@ -84,14 +84,14 @@ def test_exhausted_retries_wait_for_operator() -> None:
         if _step(fl, "s").state == "pending":
             fl.at(fl.core.armed_timers()["retry:w1/s"])
             fl.feed(TimerFired("retry:w1/s"))
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.awaiting_operator == ("s",)
     assert wf.state == "active.waiting_for_resource"
     assert wf.checkpoints  # a checkpoint before the operator steps in
     fl.command("operator_action", workflow_id="w1", step_id="s", action="retry")
     assert _step(fl, "s").state == "assigned" and _step(fl, "s").failures == 0
     fl.finish("w1", "s")
-    assert fl.core.workflow("w1").state == "completed"  # type: ignore[union-attr]
+    assert fl.workflow("w1").state == "completed"  # type: ignore[union-attr]
 
 
 def test_non_retryable_error_fails_at_once() -> None:
@@ -100,7 +100,7 @@ def test_non_retryable_error_fails_at_once() -> None:
     fl.create("one", "w1")
     fx = fl.fail("w1", "s", error_type="broken")
     assert _timers(fx) == []
-    assert fl.core.workflow("w1").awaiting_operator == ("s",)  # type: ignore[union-attr]
+    assert fl.workflow("w1").awaiting_operator == ("s",)  # type: ignore[union-attr]
 
 
 def test_without_manual_intervention_workflow_fails() -> None:
@@ -108,7 +108,7 @@ def test_without_manual_intervention_workflow_fails() -> None:
     fl = _fleet(ONE, manual_intervention=False)
     fl.create("one", "w1")
     fl.fail("w1", "s", retryable=False)
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.state == "failed" and "step s failed" in wf.reason
 
 
@@ -121,8 +121,8 @@ def test_operator_skip_and_abort() -> None:
     fl.fail("w2", "s", error_type="broken")
     fl.command("operator_action", workflow_id="w1", step_id="s", action="skip")
     fl.command("operator_action", workflow_id="w2", action="abort")
-    assert fl.core.workflow("w1").state == "completed"  # type: ignore[union-attr]
-    assert fl.core.workflow("w2").state == "failed"  # type: ignore[union-attr]
+    assert fl.workflow("w1").state == "completed"  # type: ignore[union-attr]
+    assert fl.workflow("w2").state == "failed"  # type: ignore[union-attr]
 
 
 def test_operator_reassign_moves_step_to_another_agent() -> None:
@@ -162,9 +162,9 @@ def test_checkpoint_restore_rewinds_workflow() -> None:
     fl.finish("w1", "s2")
     fl.finish("w1", "s3")
     fl.command("operator_action", workflow_id="w1", action="restore", checkpoint=cp)
-    states = {sid: s.state for sid, s in fl.core.workflow("w1").steps.items()}  # type: ignore[union-attr]
+    states = {sid: s.state for sid, s in fl.workflow("w1").steps.items()}  # type: ignore[union-attr]
     assert states == {"s1": "done", "s2": "assigned", "s3": "pending", "s4": "pending"}
-    assert fl.core.workflow("w1").data == {"k": 1}  # type: ignore[union-attr]
+    assert fl.workflow("w1").data == {"k": 1}  # type: ignore[union-attr]
 
 
 def test_rollback_compensates_in_reverse_order() -> None:
@@ -176,14 +176,14 @@ def test_rollback_compensates_in_reverse_order() -> None:
     fl.command("operator_action", workflow_id="w1", action="rollback")
     order = []
     while True:
-        running = [s for s in fl.core.workflow("w1").steps.values()  # type: ignore[union-attr]
+        running = [s for s in fl.workflow("w1").steps.values()  # type: ignore[union-attr]
                    if s.compensates and s.state == "assigned"]
         if not running:
             break
         order.append(running[0].id)
         fl.finish("w1", running[0].id)
     assert order == ["s3.undo", "s1.undo"]  # s2 has no compensation
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.state == "failed" and wf.reason == "rolled back"
     assert wf.steps["s3"].state == "compensated" and wf.steps["s2"].state == "done"
 
@@ -197,7 +197,7 @@ def test_partial_rollback_then_retry() -> None:
     fl.command("operator_action", workflow_id="w1", action="rollback", step_id="s1",
                then="retry")
     fl.finish("w1", "s3.undo")
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None
     assert {s: v.state for s, v in wf.steps.items()} == {
         "s1": "done", "s2": "done", "s3": "assigned", "s4": "pending"}

@@ -51,9 +51,9 @@ def test_shipped_templates_complete_with_scripted_agents() -> None:
             fl.at(at)
             fl.feed(TimerFired(timer_id))
     fl.run()
-    states = {w: v.state for w, v in fl.core.workflows().items()}
-    assert states == dict.fromkeys(("w1", "w2", "w3", "w4"), "completed")
-    w3, w4 = fl.core.workflow("w3"), fl.core.workflow("w4")
+    views = {w: fl.workflow(w) for w in ("w1", "w2", "w3", "w4")}
+    assert {w: v.state for w, v in views.items() if v} == dict.fromkeys(views, "completed")
+    w3, w4 = fl.workflow("w3"), fl.workflow("w4")
     assert w3 is not None and w3.steps["rework"].state == "skipped"
     assert w4 is not None and w4.steps["ship"].state == "skipped"
 
@@ -172,7 +172,7 @@ def test_template_data_defaults_apply_and_are_overridable() -> None:
     fl.create("ai_inspection", "by_default")  # min_score 0.7 from the template: 0.9 ships
     fl.create("ai_inspection", "strict", data={"min_score": 0.95})  # 0.9 < 0.95: rework
     fl.run()
-    default, strict = fl.core.workflow("by_default"), fl.core.workflow("strict")
+    default, strict = fl.workflow("by_default"), fl.workflow("strict")
     assert default is not None and strict is not None
     assert default.data == {"min_score": 0.7} and strict.data == {"min_score": 0.95}
     assert default.steps["rework"].state == "skipped"

@@ -51,7 +51,7 @@ def _kinds(fx: list[Effect]) -> list[str]:
 
 
 def _step_state(fl: ScriptedFleet, step_id: str) -> str:
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None
     return wf.steps[step_id].state
 
@@ -108,7 +108,7 @@ def test_barrier_opens_released_when_everyone_arrived_first() -> None:
     fx = fl.command("operator_action", workflow_id="w1", action="signal", signal="go")
     assert sorted(a for a, _ in _sent(fx, SyncRelease)) == ["h1", "r1"]
     assert not any(isinstance(e, SetTimer) for e in fx)
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.state == "completed"
 
 
@@ -192,7 +192,7 @@ def test_a_skipped_participant_does_not_block_the_barrier() -> None:
     fl.agent("r1", "robot", [])
     fl.create("opt", "w1", data={"helper": False})
     fl.run()
-    wf = fl.core.workflow("w1")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.state == "completed"
     assert wf.steps["s"].outputs == {"agents": ["r1"]}
 
@@ -250,7 +250,7 @@ def test_any_order_of_arrivals_releases_exactly_when_all_are_there(actions: list
                         fl.feed(TimerFired(timer_id))
         except (CoreError, AssertionError):
             continue  # refused (e.g. arriving before finishing) or not applicable now
-        wf = fl.core.workflow("w1")
+        wf = fl.workflow("w1")
         assert wf is not None
         barrier = fl.core._workflows["w1"].steps["s"]
         expected = (barrier.outputs or {}).get("agents", [])
