@@ -41,13 +41,14 @@ from topics import (
     StepFailed,
     StepProgress,
     StepStarted,
+    SyncArrival,
     check_identifier,
 )
 
 __all__ = ["VdaBridge", "VdaTranslation"]
 
 NativeInput = AgentConn | AgentState | StepAccepted | StepStarted | StepProgress | StepDone \
-    | StepFailed
+    | StepFailed | SyncArrival
 _MODES = {"AUTOMATIC": "automatic", "SEMIAUTOMATIC": "automatic", "MANUAL": "manual"}
 
 
@@ -76,6 +77,9 @@ class VdaBridge:
         self.capabilities = capabilities
         """Capabilities every AGV is announced to the core with."""
         self._agvs: dict[str, tuple[str, str]] = {}
+        # (workflow, step, attempt) -> the barrier the AGV arrives at once the step is done:
+        # an AGV cannot speak Fleetflow's sync protocol, so the bridge arrives for it.
+        self._sync_points: dict[tuple[str, str, int], str] = {}
         self._cmd_prefix = f"fleetflow/v1/{facility}/agent/"
 
     def subscriptions(self) -> list[tuple[str, int]]:
@@ -116,6 +120,8 @@ class VdaBridge:
         m = self.master
         out: VdaOutput
         if isinstance(msg, Assign):
+            if msg.sync_point is not None:
+                self._sync_points[(msg.workflow_id, msg.step_id, msg.attempt)] = msg.sync_point
             try:
                 actions = actions_for(msg.action, msg.params)
                 out = m.assign(manufacturer, serial, workflow_id=msg.workflow_id,
@@ -201,7 +207,14 @@ class VdaBridge:
             return [StepProgress(event_id=_event_id(key, f"progress{progress:.4f}"),
                                  progress=progress, **common)]
         if isinstance(o, VdaStepDone):
-            return [StepDone(event_id=_event_id(key, "done"), outputs=o.outputs, **common)]
+            done: list[NativeInput] = [
+                StepDone(event_id=_event_id(key, "done"), outputs=o.outputs, **common)]
+            barrier = self._sync_points.pop((o.workflow_id, o.step_id, o.attempt), None)
+            if barrier is not None:  # the AGV stands at the step's goal: it has arrived
+                done.append(SyncArrival(event_id=_event_id(key, "arrived"),
+                                        **{**common, "step_id": barrier}))
+            return done
+        self._sync_points.pop((o.workflow_id, o.step_id, o.attempt), None)
         try:
             error_type = check_identifier(o.error_type)
         except ProtocolError:

@@ -10,7 +10,16 @@ import pytest
 from edge_runtime import Publish, load_map
 from edge_runtime._vda5050 import VdaMaster
 from edge_runtime._vda_bridge import VdaBridge
-from topics import AgentConn, AgentState, Assign, ProtocolError, StepAccepted, StepStarted
+from topics import (
+    AgentConn,
+    AgentState,
+    Assign,
+    ProtocolError,
+    StepAccepted,
+    StepDone,
+    StepStarted,
+    SyncArrival,
+)
 
 F = "f1"
 
@@ -101,3 +110,30 @@ def test_serial_taken_by_another_manufacturer_is_refused() -> None:
     with pytest.raises(ProtocolError) as err:
         bridge.inbound("other", "agv1", "state", _state(manufacturer="other"), 2.0)
     assert err.value.reason == "identity_mismatch"
+
+
+def test_agv_arrives_at_its_sync_point_when_its_step_is_done() -> None:
+    """An AGV cannot speak the sync protocol: when its step is done, the bridge arrives for it."""
+    bridge = _bridge()
+    _online(bridge)
+    bridge.inbound("acme", "agv1", "state", _state(), 2.0)
+    assign = Assign(command_id="c1", workflow_id="w1", step_id="bring", kind="robot",
+                    location="p2", sync_point="handover")
+    order = bridge.command(Publish(f"fleetflow/v1/{F}/agent/agv1/cmd", assign), 3.0
+                           ).messages[0].message
+    last = order["nodes"][-1]
+    running = _state(orderId=order["orderId"], driving=True, lastNodeId="dock",
+                     nodeStates=[{"nodeId": n["nodeId"], "sequenceId": n["sequenceId"],
+                                  "released": True} for n in order["nodes"][1:]],
+                     edgeStates=[{"edgeId": e["edgeId"], "sequenceId": e["sequenceId"],
+                                  "released": True} for e in order["edges"]])
+    bridge.inbound("acme", "agv1", "state", running, 4.0)
+    arrived = _state(orderId=order["orderId"], lastNodeId=last["nodeId"],
+                     lastNodeSequenceId=last["sequenceId"])
+    inputs = bridge.inbound("acme", "agv1", "state", arrived, 9.0).inputs
+    done = [i for i in inputs if isinstance(i, StepDone | SyncArrival)]
+    assert [type(i).__name__ for i in done] == ["StepDone", "SyncArrival"]
+    arrival = done[1]
+    assert (arrival.agent_id, arrival.workflow_id, arrival.step_id) == ("agv1", "w1", "handover")
+    again = bridge.inbound("acme", "agv1", "state", arrived, 10.0).inputs
+    assert not any(isinstance(i, SyncArrival) for i in again)
