@@ -21,7 +21,7 @@ from broker._passwd import (
     hash_password,
     verify_password,
 )
-from broker._process import BrokerProcess, BrokerStartError, mqtt_ready
+from broker._process import BrokerProcess, BrokerStartError, die_with_parent, mqtt_ready
 from broker._server import BrokerSettings, PortInUseError, amqtt_config, run_broker, serve
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "User",
     "allowed",
     "amqtt_config",
+    "die_with_parent",
     "filter_covers",
     "hash_password",
     "mosquitto_acl",

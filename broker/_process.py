@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -34,6 +37,29 @@ def mqtt_ready(host: str, port: int, timeout: float = 1.0) -> bool:
             return s.recv(4)[:1] == b"\x20"
     except OSError:
         return False
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux only).
+
+    Without it a parent killed with SIGKILL leaves its broker (or edge) running, holding the
+    port. Resolved here, in the parent: the child only makes one system call before exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_signal() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_signal
+
+
+die_with_parent = _parent_death_signal()
+"""``preexec_fn`` for child processes that must not outlive their parent (None off Linux)."""
 
 
 class BrokerProcess:
@@ -107,6 +133,7 @@ class BrokerProcess:
         self.process = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             start_new_session=True,  # the parent decides when it stops (Ctrl-C hits a group)
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:

@@ -95,6 +95,8 @@ Inbound = AgentConn | AgentState | AgentEvent | HubCommand | VdaInbound
 """What a valid inbound message becomes."""
 
 _VDA_INBOUND_KINDS = ("state", "connection", "factsheet", "visualization")
+_TOPIC_CACHE_MAX = 8192
+"""Parsed topics remembered (a facility's agents repeat theirs); cleared when full."""
 
 
 class Intake:
@@ -119,13 +121,19 @@ class Intake:
         """First level of VDA 5050 topics."""
         self.vda_major = vda_major
         """The one VDA 5050 major version accepted."""
+        self._topics: dict[str, AgentTopic | EdgeTopic | VdaTopic] = {}
 
     def decode(self, topic: str, payload: bytes) -> Inbound | Reject:
         """Decode and check one inbound message; never raises."""
-        try:
-            parsed = parse_topic(topic, interface=self.vda_interface)
-        except ProtocolError as exc:
-            return Reject(exc.reason, exc.message, topic)
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            try:
+                parsed = parse_topic(topic, interface=self.vda_interface)
+            except ProtocolError as exc:
+                return Reject(exc.reason, exc.message, topic)
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[topic] = parsed  # immutable, and parsing is pure: safe to share
         try:
             if isinstance(parsed, AgentTopic):
                 return self._agent(parsed, topic, payload)

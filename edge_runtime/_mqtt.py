@@ -1,22 +1,43 @@
-"""The edge's MQTT client: paho's, reading the socket in large chunks.
+"""The edge's MQTT client: paho's, with the per-message overheads of its hot paths cut.
 
 Stock paho reads every packet with at least three ``recv`` calls (command byte, length
-bytes, body) and handles one packet per ``select``. Each of those system calls drops and
-retakes the GIL, which the edge's batch loop wants at the same time: under a flood of
-small messages the network thread spent most of its time waiting to get the GIL back
-(docs/benchmarks-e2e.md). This client fills a buffer with one ``recv`` of up to 64 KiB and
-hands paho the bytes it asks for from there, then keeps parsing until the buffer is empty.
-The protocol handling (acks, keepalive, reconnects, TLS) is paho's own, unchanged.
+bytes, body) and handles one packet per ``select``; for each PUBLISH it builds an
+``MQTTMessage`` (with a ``Condition`` and an ``RLock``), logs, and matches the topic against
+per-topic callbacks; for each PUBACK it builds a ``ReasonCode`` and a ``Properties``; and
+each ``publish`` from another thread writes a byte to a socket pair to wake the network
+thread. Every system call drops and retakes the GIL, which the edge's batch loop wants at
+the same time. Under a flood of small messages the network thread spent most of its time
+on this (docs/benchmarks-e2e.md). This client:
+
+- fills a buffer with one ``recv`` of up to 64 KiB, serves paho's small reads from it,
+  and parses packets until the socket is drained;
+- hands an MQTT 3.1.1 QoS 0/1 PUBLISH straight to ``on_raw_message(topic, payload, mid,
+  qos)`` when that is set (with manual acks, as paho itself does nothing more for them);
+- takes the message id of an MQTT 3.1.1 PUBACK/PUBCOMP without building objects;
+- inside ``with client.one_wakeup():`` queues publishes and acks with a single wake-up of
+  the network thread for all of them.
+
+Everything else (connect, keepalive, reconnects, TLS, QoS 2, MQTT 5, inflight window) is
+paho's own code; any packet the fast paths do not recognise goes to it unchanged.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["BufferedClient"]
+__all__ = ["BufferedClient", "RawMessageHandler"]
+
+RawMessageHandler = Callable[[bytes, bytes, int, int], None]
+"""``(topic, payload, mid, qos)``, called on the network thread; must not raise or block."""
 
 _READ_SIZE = 65536
 """Bytes asked of the socket per ``recv``."""
@@ -26,15 +47,26 @@ is empty: ``select`` knows nothing of bytes already read)."""
 _WRITE_EVERY = 64
 """While draining, queued outgoing packets are written this often (publishes and acks of
 the batch loop do not wait for the whole drain)."""
+_ACKED = {"PUBACK": (ReasonCode(PacketTypes.PUBACK),
+                     Properties(PacketTypes.PUBACK)),  # type: ignore[no-untyped-call]
+          "PUBCOMP": (ReasonCode(PacketTypes.PUBCOMP),
+                      Properties(PacketTypes.PUBCOMP))}  # type: ignore[no-untyped-call]
+"""What paho decodes from an MQTT 3.1.1 PUBACK/PUBCOMP besides the mid: always these."""
 
 
 class BufferedClient(mqtt.Client):
-    """``paho.mqtt.client.Client`` with buffered socket reads (same API, same behaviour)."""
+    """``paho.mqtt.client.Client`` with buffered reads and lean hot paths (same API)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.on_raw_message: RawMessageHandler | None = None
+        """If set (and acks are manual), receives QoS 0/1 messages instead of ``on_message``."""
         self._rbuf = b""
         self._rpos = 0
+        self._held_by: int | None = None
+        self._wake_owed = False
+
+    # -- reading -------------------------------------------------------------------------
 
     def _sock_recv(self, bufsize: int) -> bytes:
         pos = self._rpos
@@ -76,3 +108,70 @@ class BufferedClient(mqtt.Client):
                     return rc
             if count >= _DRAIN_MIN and not self._buffered():
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    # -- inbound packets -----------------------------------------------------------------
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        handler = self.on_raw_message
+        header = self._in_packet["command"]
+        qos = (header & 0x06) >> 1
+        packet = self._in_packet["packet"]
+        size = len(packet)
+        if (handler is None or not self._manual_ack or qos > 1 or size < 2
+                or self._protocol == MQTTProtocolVersion.MQTTv5):
+            return super()._handle_publish()
+        start = 2 + ((packet[0] << 8) | packet[1])
+        if start == 2 or start + 2 * qos > size:  # empty topic or truncated: paho says so
+            return super()._handle_publish()
+        topic = bytes(packet[2:start])
+        mid = 0
+        if qos:
+            mid = (packet[start] << 8) | packet[start + 1]
+            start += 2
+        handler(topic, bytes(packet[start:]), mid, qos)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if len(packet) != 2 or self._protocol == MQTTProtocolVersion.MQTTv5:
+            return super()._handle_pubackcomp(cmd)
+        mid = (packet[0] << 8) | packet[1]
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                reason, properties = _ACKED[cmd]
+                return self._do_on_publish(mid, reason, properties)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    # -- outbound packets ----------------------------------------------------------------
+
+    @contextmanager
+    def one_wakeup(self) -> Iterator[None]:
+        """Publishes and acks of this thread inside the block wake the network thread once."""
+        if self._thread is None:  # no network thread: paho writes at once, nothing to hold
+            yield
+            return
+        self._held_by = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._held_by = None
+            if self._wake_owed:
+                self._wake_owed = False
+                self._wake()
+
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: mqtt.MQTTMessageInfo | None = None) -> MQTTErrorCode:
+        if self._held_by is None or self._held_by != threading.get_ident():
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
+                                 "to_process": len(packet), "packet": packet, "info": info})
+        self._wake_owed = True
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _wake(self) -> None:
+        """What paho's ``_packet_queue`` does after queueing, in threaded mode."""
+        pair = self._sockpairW
+        if pair is not None:
+            with suppress(BlockingIOError):
+                pair.send(b"0")
+        self._call_socket_register_write()

@@ -11,6 +11,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import msgpack
 
 from edge_runtime._config import EdgeConfig
 from edge_runtime._effects import Publish
@@ -34,9 +37,20 @@ from edge_runtime.core import (
     load_templates,
 )
 from edge_runtime.store import EventStore, maybe_snapshot, recover, store_path
-from topics import Message, ProtocolError, encode, encode_vda, parse_topic
+from topics import (
+    DEFAULT_LIMITS,
+    ENVELOPE_VERSION,
+    Message,
+    ProtocolError,
+    check_identifier,
+    check_size,
+    check_tree,
+    encode,
+    encode_vda,
+    parse_topic,
+)
 
-__all__ = ["UNREACHABLE", "CoreHost", "VdaUnsupported", "map_cost", "open_core"]
+__all__ = ["UNREACHABLE", "CoreHost", "VdaUnsupported", "event_payload", "map_cost", "open_core"]
 
 _log = logging.getLogger("fleetflow.edge")
 
@@ -147,6 +161,60 @@ class CoreHost:
     def close(self) -> None:
         """Close the store (releases the RocksDB lock)."""
         self.store.close()
+
+
+_CHECKED: set[str] = set()
+"""Identifiers already found valid (event kinds, the facility, workflow ids)."""
+_INT_END = 2**63
+_MODEL_MAX_STR = 1024
+"""``topics`` models' ``str_max_length``: it applies to the keys of an event's ``data``."""
+
+
+def _identifier(value: object) -> bool:
+    if value in _CHECKED:
+        return True
+    try:
+        check_identifier(value)  # type: ignore[arg-type]
+    except ProtocolError:
+        return False
+    if len(_CHECKED) >= 65536:
+        _CHECKED.clear()
+    _CHECKED.add(value)  # type: ignore[arg-type]
+    return True
+
+
+def _short_keys(data: dict[str, Any]) -> bool:
+    """Whether the model would take ``data``'s own keys (its ``str_max_length``)."""
+    return all(type(k) is str and len(k) <= _MODEL_MAX_STR for k in data)
+
+
+def event_payload(event: Event, facility: str) -> bytes:
+    """``encode(event.to_wire(facility))``, byte for byte, without the pydantic round trip.
+
+    Every event is streamed, so building an ``EdgeEvent`` model only to dump it again cost
+    more than the core's transition. The model's checks are kept as plain tests (seq and
+    hlc ranges, identifiers), the body is checked and sized like ``encode`` does, and
+    anything unusual — or any failure — takes ``encode``'s own path, which raises as before.
+    """
+    seq, hlc, kind, workflow_id, data = (event.seq, event.hlc, event.kind, event.workflow_id,
+                                         event.data)
+    if (type(seq) is int and type(hlc) is int and 1 <= seq < _INT_END and 0 <= hlc < _INT_END
+            and type(kind) is str and type(data) is dict and _short_keys(data)
+            and _identifier(facility)
+            and _identifier(kind) and (workflow_id is None or (type(workflow_id) is str
+                                                               and _identifier(workflow_id)))):
+        # Field order of EdgeEvent.model_dump(exclude={"type"}): the bytes must be the same.
+        body = {"seq": seq, "hlc": hlc, "facility": facility, "kind": kind,
+                "workflow_id": workflow_id, "data": data}
+        try:
+            check_tree(body, DEFAULT_LIMITS, "edge_event message")
+            payload: bytes = msgpack.packb([ENVELOPE_VERSION, "edge_event", body],
+                                           use_bin_type=True)
+            check_size(payload, DEFAULT_LIMITS, "edge_event message")
+            return payload
+        except (ProtocolError, ValueError, TypeError, OverflowError):
+            pass
+    return encode(event.to_wire(facility))
 
 
 def map_cost(facility_map: FacilityMap) -> CostFunction:

@@ -197,9 +197,12 @@ def _start_edge(args: argparse.Namespace, facility: str, index: int, url: str,
            "--username", f"edge-{facility}", "--data", str(Path(args.data) / f"edge-{facility}"),
            "--map", args.map, "--templates", args.templates,
            "--metrics-port", str(args.metrics_port + index), "--metrics-host", args.host]
-    # Own session: Ctrl-C reaches only `up`, which stops the parts in order (edge before broker).
+    from broker import die_with_parent
+
+    # Own session: Ctrl-C reaches only `up`, which stops the parts in order (edge before
+    # broker); and if `up` itself is killed, the edge gets SIGTERM rather than living on.
     return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _hub_client(args: argparse.Namespace, password: str, name: str) -> Any:

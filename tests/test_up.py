@@ -74,3 +74,29 @@ def test_up_with_broker_port_taken_says_one_line(tmp_path: Path) -> None:
     assert up.returncode == 2
     assert err.strip().count("\n") == 0 and "Traceback" not in err
     assert str(port) in err and "--port" in err
+
+
+def test_killed_up_leaves_no_broker_or_edge_behind(tmp_path: Path) -> None:
+    """SIGKILL of `up` itself: its broker and edge get SIGTERM and free their ports."""
+    port, metrics = free_port(), free_port()
+    up = _up(tmp_path, port, metrics, "--agents", "0")
+    try:
+        assert up.stdout is not None
+        for line in up.stdout:
+            if line.startswith("ready"):
+                break
+        assert mqtt_ready("127.0.0.1", port)
+        up.kill()
+        up.wait()
+        deadline = time.monotonic() + 20
+        while mqtt_ready("127.0.0.1", port):
+            assert time.monotonic() < deadline, "the broker outlived a killed `up`"
+            time.sleep(0.2)
+        edge_log = tmp_path / "ff" / "logs" / "edge-demo.log"
+        while "stopped at seq" not in edge_log.read_text():
+            assert time.monotonic() < deadline, "the edge outlived a killed `up`"
+            time.sleep(0.2)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
