@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_runtime._config import EdgeConfig
-from edge_runtime._effects import Append, CancelTimer, Effect, Publish, SetTimer
+from edge_runtime._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
 from edge_runtime._intake import Intake, Reject, VdaInbound
 from edge_runtime._metrics import EdgeMetrics
 from edge_runtime._mqtt import BufferedClient
@@ -75,11 +75,14 @@ class _Work:
     out: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
     """(topic, payload, qos, retain), in the order the effects arose."""
     acks: list[_Received] = field(default_factory=list)
+    records: dict[str, bytes] = field(default_factory=dict)
+    """Final records of workflows archived in this batch, committed with its events."""
 
     def clear(self) -> None:
         self.appends.clear()
         self.out.clear()
         self.acks.clear()
+        self.records.clear()
 
 
 class EdgeRuntime:
@@ -120,6 +123,8 @@ class EdgeRuntime:
         self._transitions = self.core.transitions
         self.store = self._wiring.store
         """The facility's event store (open read-write: RocksDB locks it)."""
+        self.workflows = self._wiring.workflow_cache()
+        """Reads of any workflow by id (live or archived), with per-tier hit/miss counts."""
         self._intake = Intake(config.facility, known_agent=self._wiring.known_agent)
         self._client = self._make_client()
 
@@ -354,7 +359,7 @@ class EdgeRuntime:
         self.metrics.batch_size.observe(len(work.acks))
         if work.appends:
             started = time.perf_counter()
-            self._wiring.commit([a.event for a in work.appends])
+            self._wiring.commit([a.event for a in work.appends], work.records)
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
             kinds: dict[str, int] = {}
             for a in work.appends:
@@ -452,6 +457,8 @@ class EdgeRuntime:
                 self._timers.set(effect.timer_id, effect.at)
             elif isinstance(effect, CancelTimer):
                 self._timers.cancel(effect.timer_id)
+            elif isinstance(effect, Archive):
+                work.records[effect.workflow_id] = effect.record
 
     def _reject(self, reject: Reject, now: float, work: _Work) -> None:
         self.metrics.rejects.labels(reason=reject.reason).inc()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
+from edge_runtime._cache import WorkflowCache
 from edge_runtime._config import EdgeConfig
 from edge_runtime._effects import Publish
 from edge_runtime._event import Event
@@ -24,6 +25,7 @@ from edge_runtime._map import FacilityMap, load_map
 from edge_runtime._projection import WorkflowRun
 from edge_runtime._vda5050 import VdaMaster
 from edge_runtime._vda_bridge import VdaBridge, VdaTranslation
+from edge_runtime._views import WorkflowView, decode_workflow_record
 from edge_runtime.core import (
     Agent,
     Core,
@@ -96,9 +98,14 @@ class CoreHost:
         """The core input for a timer that fell due."""
         return TimerFired(timer_id)
 
-    def commit(self, events: Sequence[Event]) -> None:
-        """Make ``events`` durable in one WriteBatch."""
-        self.store.append(events)
+    def commit(self, events: Sequence[Event], records: Mapping[str, bytes] | None = None) -> None:
+        """Make ``events`` and archived workflows' records durable in one WriteBatch."""
+        self.store.append(events, records or None)
+
+    def workflow_cache(self, capacity: int = 10_000) -> WorkflowCache[WorkflowView]:
+        """Reads of a workflow by id: live ones from the core, archived ones via LRU and store."""
+        return WorkflowCache(self.store, decode_workflow_record, capacity,
+                             live=lambda workflow_id: self.core.workflow(workflow_id))
 
     def after_commit(self) -> bool:
         """Save a snapshot if one is due (only committed state is ever snapshotted)."""

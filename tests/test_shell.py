@@ -302,3 +302,24 @@ def test_commands_sent_while_stopped_are_handled_after_restart(
     peer.command("c-late", "create_workflow", template="one", workflow_id="w-late")
     runtime()
     peer.wait_for(lambda: any(e.workflow_id == "w-late" for e in peer.events))
+
+
+def test_finished_workflow_is_archived_with_its_record(
+        runtime: Callable[..., EdgeRuntime], peer: Peer) -> None:
+    """A completed workflow leaves the core; its record, committed with its events, reads back."""
+    from topics import StepDone
+
+    rt = runtime()
+    _announce(peer, "r1")
+    peer.command("c1", "create_workflow", template="one", workflow_id="w1")
+    peer.wait_for(lambda: any(e.kind == "step_assigned" for e in peer.events))
+    done = StepDone(event_id="e1", agent_id="r1", ts=1.0, workflow_id="w1", step_id="s1")
+    peer.send(f"fleetflow/v1/{F}/agent/r1/event", encode(done))
+    peer.wait_for(lambda: any(e.kind == "workflow_archived" for e in peer.events))
+    assert rt.core.workflow("w1") is None  # out of the engine's memory
+    record = rt.store.workflow_record("w1")
+    assert record is not None
+    view = rt.workflows.get("w1")
+    assert view is not None and view.state == "completed"
+    assert rt.workflows.stats()["store"]["hits"] == 1
+    assert rt.workflows.get("w1") is view and rt.workflows.stats()["memory"]["hits"] == 1
