@@ -4,7 +4,9 @@ per AGV.
 Inputs are decoded messages (``topics.decode_vda`` did size, NaN and schema checks) and the
 current time; outputs are ``VdaMessage`` s to publish and step-level outcomes
 (``edge_runtime._vda_outcomes``). No clocks, no sockets: the edge core and the simulator
-drive it alike, and a replay of the same inputs gives the same outputs.
+drive it alike, and a replay of the same inputs gives the same outputs. What an AGV's
+``state`` and ``connection`` messages mean for its step is worked out in
+``edge_runtime._vda_track``; this module sends the orders and instant actions.
 
 Each AGV is answered in the protocol version its own headers carry (2.0.x or 2.1.x); a 2.0
 AGV never receives a 2.1-only field. ``headerId`` counts per topic per AGV.
@@ -13,9 +15,7 @@ AGV never receives a 2.1-only field. ``headerId`` counts per topic per AGV.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -43,7 +43,20 @@ from edge_runtime._vda_outcomes import (
     VdaStepProgress,
     VdaStepStarted,
 )
-from topics import ProtocolError, VdaTopic, parse_topic, vda_topic, vda_version_of
+from edge_runtime._vda_track import (
+    AgvSession,
+    Connection,
+    Tracked,
+    _Active,
+    _Job,
+    answer_version,
+    observe_state,
+    on_connection,
+    silent,
+    step_failed,
+    track,
+)
+from topics import ProtocolError, VdaTopic, parse_topic, vda_topic
 
 __all__ = [
     "VERSION_ONLY_FIELDS",
@@ -71,112 +84,12 @@ __all__ = [
     "vda_timestamp",
 ]
 
-Connection = Literal["ONLINE", "OFFLINE", "CONNECTIONBROKEN", "UNKNOWN"]
-
-SUPPORTED_VERSIONS = ("2.0.0", "2.1.0")
-"""What the master speaks; an AGV on a later 2.x minor is answered in the newest of these."""
-
-_TERMINAL = frozenset({"FINISHED", "FAILED"})
-_IN_PROGRESS = frozenset({"WAITING", "INITIALIZING", "RUNNING", "PAUSED"})
 _DRIVE_ONLY = frozenset({"", "move", "goto", "drive", "transport"})
-_REJECTIONS: Mapping[str, bool] = {
-    # errorType -> retryable. A malformed or unperformable order fails the same way again.
-    "validationError": False,
-    "orderError": False,
-    "orderUpdateError": True,
-    "noRouteError": True,
-}
-_CONTROLLED_MODES = frozenset({"AUTOMATIC", "SEMIAUTOMATIC"})
 
 
 def vda_timestamp(now: float) -> str:
     """ISO 8601 UTC with milliseconds, e.g. ``2017-04-15T11:40:03.120Z`` (VDA 5050 §6.4)."""
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _answer_version(agv_version: str) -> str:
-    """The version to answer an AGV in: its own 2.0/2.1, else our newest 2.x."""
-    major, minor, _ = vda_version_of({"version": agv_version})
-    if major != 2:
-        raise ProtocolError("version", f"VDA 5050 {agv_version!r} is not a 2.x version")
-    return "2.0.0" if minor == 0 else "2.1.0"
-
-
-@dataclass(slots=True)
-class _Job:
-    """A robot step waiting for, or running as, one VDA order."""
-
-    workflow_id: str
-    step_id: str
-    attempt: int
-    goal: str | None
-    path: tuple[PathNode, ...] | None
-    actions: tuple[ActionSpec, ...]
-
-
-@dataclass(slots=True)
-class _Active:
-    """The order currently given to the AGV for ``job``."""
-
-    job: _Job
-    plan: OrderPlan
-    message: dict[str, Any]
-    """Body of the last order message sent (resent unchanged until acknowledged)."""
-    sent_at: float
-    acked_update: int = -1
-    started: bool = False
-    progress_seq: int = -1
-    known_errors: frozenset[tuple[str, str]] = frozenset()
-    cancel_action_id: str | None = None
-
-
-@dataclass(slots=True)
-class AgvSession:
-    """What the master knows about one AGV, and the step it is running."""
-
-    manufacturer: str
-    serial_number: str
-    connection: Connection = "UNKNOWN"
-    """Last ``connectionState`` heard (UNKNOWN before any)."""
-    version: str | None = None
-    """The AGV's own protocol version, from the headers of its messages."""
-    state: dict[str, Any] | None = None
-    """Its last ``state`` message."""
-    state_at: float | None = None
-    factsheet: dict[str, Any] | None = None
-    """Its last ``factsheet`` message."""
-    lost: bool = False
-    active: _Active | None = None
-    queue: deque[_Job] = field(default_factory=deque)
-    header_ids: dict[str, int] = field(default_factory=dict)
-    safety: dict[str, str] = field(default_factory=dict)
-    paused: bool = False
-
-    @property
-    def answer_version(self) -> str:
-        """The version we write to this AGV (2.1.0 until it told us its own)."""
-        return _answer_version(self.version) if self.version else SUPPORTED_VERSIONS[-1]
-
-    @property
-    def busy(self) -> bool:
-        """§6.6.2 (3): unfinished nodes or actions, or an order of ours still open."""
-        if self.active is not None:
-            return True
-        if self.state is None:
-            return True  # position unknown: no order can start trivially reachable
-        if self.state.get("nodeStates"):
-            return True
-        return any(a.get("actionStatus") not in _TERMINAL for a in self.state["actionStates"])
-
-    @property
-    def controllable(self) -> bool:
-        """Online, in automatic mode and not e-stopped: orders may be sent."""
-        return self.connection == "ONLINE" and not self.lost and not self.safety
-
-    def _next_header(self, kind: str) -> int:
-        n = self.header_ids.get(kind, -1) + 1
-        self.header_ids[kind] = n
-        return n
 
 
 class VdaMaster:
@@ -262,11 +175,11 @@ class VdaMaster:
         version = message.get("version")
         if not isinstance(version, str):
             raise ProtocolError("version", "VDA 5050 message without a version")
-        _answer_version(version)  # refuses 1.x / 3.x before anything changes
+        answer_version(version)  # refuses 1.x / 3.x before anything changes
         s = self.session(manufacturer, serial_number)
         s.version = version
         if kind == "connection":
-            return self._on_connection(s, message, now)
+            return list(on_connection(s, message, now))
         if kind == "state":
             return self._on_state(s, message, now)
         if kind == "factsheet":
@@ -274,199 +187,31 @@ class VdaMaster:
             return []
         return []  # visualization: for viewers, not for logic
 
-    def _on_connection(self, s: AgvSession, message: dict[str, Any], now: float) -> VdaOutput:
-        conn = message.get("connectionState")
-        if conn not in ("ONLINE", "OFFLINE", "CONNECTIONBROKEN"):
-            raise ProtocolError("schema", f"connectionState {conn!r} is not known")
-        s.connection = conn
-        if conn == "ONLINE":
-            s.lost = False
-            s.state_at = now  # liveness counts from the announcement
-            return [VdaAgvOnline(s.manufacturer, s.serial_number, s.answer_version)]
-        return self._lose(s, conn)
-
-    def _lose(
-        self, s: AgvSession, reason: Literal["OFFLINE", "CONNECTIONBROKEN", "STATE_TIMEOUT"]
-    ) -> VdaOutput:
-        """DESIGN §6: a lost agent fails its steps as retryable, to be re-allocated."""
-        if s.lost:
-            return []
-        s.lost = True
-        out: VdaOutput = [VdaAgvLost(s.manufacturer, s.serial_number, reason)]
-        jobs: list[tuple[_Job, str]] = []
-        if s.active is not None:
-            jobs.append((s.active.job, s.active.plan.order_id))
-            s.active = None
-        jobs.extend((job, "") for job in s.queue)
-        s.queue.clear()
-        for job, order_id in jobs:
-            out.append(self._failed(s, job, order_id, "agv_lost",
-                                    f"AGV {s.serial_number} is {reason}", True))
-        return out
-
     def tick(self, now: float) -> VdaOutput:
         """Timer input: AGVs silent for ``liveness_s`` are lost."""
-        out: VdaOutput = []
-        for s in self.sessions.values():
-            if not s.lost and s.state_at is not None and now - s.state_at > self.liveness_s:
-                out.extend(self._lose(s, "STATE_TIMEOUT"))
-        return out
+        return list(silent(self.sessions.values(), now, self.liveness_s))
 
     def _on_state(self, s: AgvSession, state: dict[str, Any], now: float) -> VdaOutput:
-        s.state, s.state_at = state, now
-        out: VdaOutput = []
-        if s.lost and s.connection == "ONLINE":
-            s.lost = False
-        out.extend(self._safety(s, state))
-        paused = bool(state.get("paused", False))
-        if paused != s.paused:
-            s.paused = paused
-            out.append(VdaPaused(s.manufacturer, s.serial_number, paused))
+        out: VdaOutput = list(observe_state(s, state, now))
         if s.active is not None:
-            out.extend(self._track(s, s.active, state, now))
+            a = s.active
+            out.extend(self._carry_out(s, a, track(s, a, state, now, self.resend_after_s), now))
         out.extend(self._dispatch(s, now))
         return out
 
-    def _safety(self, s: AgvSession, state: dict[str, Any]) -> VdaOutput:
-        safety = state.get("safetyState", {})
-        now_active: dict[str, str] = {}
-        if safety.get("eStop", "NONE") != "NONE":
-            now_active["e_stop"] = str(safety["eStop"])
-        if safety.get("fieldViolation"):
-            now_active["field_violation"] = "protective field violated"
-        mode = state.get("operatingMode", "AUTOMATIC")
-        if mode not in _CONTROLLED_MODES:
-            now_active["operating_mode"] = str(mode)
+    def _carry_out(self, s: AgvSession, a: _Active, tracked: Tracked, now: float) -> VdaOutput:
+        """Send what tracking asked for, in place among its outcomes."""
         out: VdaOutput = []
-        for cond in ("e_stop", "field_violation", "operating_mode"):
-            before, after = s.safety.get(cond), now_active.get(cond)
-            if before != after:
-                out.append(VdaSafety(s.manufacturer, s.serial_number, cond,  # type: ignore[arg-type]
-                                     after is not None, after or before or ""))
-        s.safety = now_active
-        return out
-
-    # --- order tracking --------------------------------------------------------------
-
-    def _track(self, s: AgvSession, a: _Active, state: dict[str, Any], now: float) -> VdaOutput:
-        plan, job = a.plan, a.job
-        ours = state.get("orderId") == plan.order_id
-        rejected = self._rejection(a, state)
-        if rejected is not None:
-            error_type, text = rejected
-            s.active = None
-            out: VdaOutput = [self._failed(s, job, plan.order_id, error_type, text,
-                                           _REJECTIONS[error_type])]
-            if ours and state.get("nodeStates"):  # a refused update: stop the old base
+        for item in tracked:
+            if item == "resend":
+                out.append(self._send(s, "order", a.message, now))
+            elif item == "cancel_order":
                 out.append(self._instant(s, "cancelOrder", now)[1])
-            return out
-        if not ours:
-            if a.started:
-                s.active = None
-                return [self._failed(s, job, plan.order_id, "order_replaced",
-                                     f"AGV now runs order {state.get('orderId')!r}", True)]
-            return self._resend_if_due(s, a, now)
-        a.acked_update = max(a.acked_update, int(state.get("orderUpdateId", 0)))
-        out = self._resend_if_due(s, a, now) if a.acked_update < plan.update_id else []
-        if not a.started:
-            a.started = True
-            out.append(VdaStepStarted(s.manufacturer, s.serial_number, job.workflow_id,
-                                      job.step_id, job.attempt, plan.order_id))
-        statuses = {x["actionId"]: x["actionStatus"] for x in state.get("actionStates", [])}
-        if a.cancel_action_id is not None:
-            if statuses.get(a.cancel_action_id) in _TERMINAL:
-                s.active = None
-                out.append(VdaStepCancelled(s.manufacturer, s.serial_number, job.workflow_id,
-                                            job.step_id, job.attempt, plan.order_id))
-            return out
-        failed = [aid for aid in plan.action_ids if statuses.get(aid) == "FAILED"]
-        fatal = [e for e in state.get("errors", []) if e.get("errorLevel") == "FATAL"]
-        if failed or fatal:
-            s.active = None
-            if failed:
-                kind, text = "action_failed", f"action {failed[0]} FAILED"
-            else:
-                kind = "agv_fatal_error"
-                text = f"FATAL {fatal[0].get('errorType')}: {fatal[0].get('errorDescription', '')}"
-            out.append(self._failed(s, job, plan.order_id, kind, text, True))
-            if state.get("nodeStates"):
-                out.append(self._instant(s, "cancelOrder", now)[1])
-            return out
-        seq = int(state.get("lastNodeSequenceId", 0))
-        if state.get("lastNodeId") and seq != a.progress_seq and seq % 2 == 0:
-            a.progress_seq = seq
-            out.append(VdaStepProgress(s.manufacturer, s.serial_number, job.workflow_id,
-                                       job.step_id, job.attempt, plan.order_id,
-                                       min(1.0, seq / max(2 * plan.last, 1)),
-                                       str(state["lastNodeId"])))
-        if a.acked_update < plan.update_id:
-            return out  # the newest update is still on its way
-        if not plan.fully_released and (
-            state.get("newBaseRequest") or seq >= plan.sequence_id(plan.base_end)
-        ):
-            out.extend(self.release(s.manufacturer, s.serial_number, now))
-            return out
-        in_progress = any(statuses.get(aid) in _IN_PROGRESS for aid in plan.action_ids)
-        if not state.get("nodeStates") and not state.get("edgeStates") and not in_progress:
-            s.active = None
-            final = plan.path[-1].node_id
-            done = (plan.fully_released and state.get("lastNodeId") == final
-                    and all(statuses.get(aid) == "FINISHED" for aid in plan.action_ids))
-            if done:
-                out.append(VdaStepDone(s.manufacturer, s.serial_number, job.workflow_id,
-                                       job.step_id, job.attempt, plan.order_id,
-                                       self._outputs(plan, state)))
-            else:
-                out.append(self._failed(s, job, plan.order_id, "order_aborted",
-                                        "the AGV dropped the order before finishing it", True))
+            elif item == "release":
+                out.extend(self.release(s.manufacturer, s.serial_number, now))
+            elif not isinstance(item, str):
+                out.append(item)
         return out
-
-    def _resend_if_due(self, s: AgvSession, a: _Active, now: float) -> VdaOutput:
-        if now - a.sent_at < self.resend_after_s:
-            return []
-        a.sent_at = now
-        return [self._send(s, "order", a.message, now)]
-
-    def _rejection(self, a: _Active, state: dict[str, Any]) -> tuple[str, str] | None:
-        """An order/update rejection error (§6.6.4) that concerns this order, if any."""
-        for err in state.get("errors", []):
-            etype = err.get("errorType")
-            if etype not in _REJECTIONS:
-                continue
-            refs = {r.get("referenceKey"): r.get("referenceValue")
-                    for r in err.get("errorReferences", [])}
-            if "orderId" in refs:
-                if refs["orderId"] != a.plan.order_id:
-                    continue
-                update = refs.get("orderUpdateId")
-                if update is not None and str(update) != str(a.plan.update_id):
-                    continue
-            elif (etype, str(err.get("errorDescription", ""))) in a.known_errors:
-                continue  # a warning still standing from before this order was sent
-            elif a.acked_update >= a.plan.update_id:
-                continue
-            return etype, f"{etype}: {err.get('errorDescription', 'order rejected')}"
-        return None
-
-    @staticmethod
-    def _outputs(plan: OrderPlan, state: dict[str, Any]) -> dict[str, Any]:
-        results = {x["actionId"]: x.get("resultDescription") for x in state["actionStates"]}
-        out: dict[str, Any] = {
-            "node": plan.path[-1].node_id,
-            "order_id": plan.order_id,
-            "actions": [results.get(aid) for aid in plan.action_ids],
-        }
-        if "loads" in state:
-            out["loads"] = state["loads"]
-        if "agvPosition" in state:
-            pos = state["agvPosition"]
-            out["position"] = {"x": pos["x"], "y": pos["y"], "mapId": pos["mapId"]}
-        return out
-
-    def _failed(self, s: AgvSession, job: _Job, order_id: str, error_type: str, text: str,
-                retryable: bool) -> VdaStepFailed:
-        return VdaStepFailed(s.manufacturer, s.serial_number, job.workflow_id, job.step_id,
-                             job.attempt, order_id, error_type, text, retryable)
 
     # --- commands from the core ------------------------------------------------------
 
@@ -498,7 +243,7 @@ class VdaMaster:
         job = _Job(workflow_id, step_id, attempt, goal,
                    tuple(path) if path is not None else None, tuple(actions))
         if s.lost:
-            return [self._failed(s, job, "", "agv_lost", f"AGV {serial_number} is lost", True)]
+            return [step_failed(s, job, "", "agv_lost", f"AGV {serial_number} is lost", True)]
         s.queue.append(job)
         return self._dispatch(s, now)
 
@@ -510,7 +255,7 @@ class VdaMaster:
         try:
             path = self._route(s, job)
         except (nx.NetworkXException, KeyError, ValueError) as exc:
-            failed = self._failed(s, job, "", "no_route", str(exc)[:200], True)
+            failed = step_failed(s, job, "", "no_route", str(exc)[:200], True)
             return [failed, *self._dispatch(s, now)]
         self._orders += 1
         order_id = f"{job.workflow_id}.{job.step_id}.{job.attempt}.{self._orders}"

@@ -1,0 +1,366 @@
+"""VDA 5050 AGV sessions and the tracking of their reports into step-level outcomes.
+
+An ``AgvSession`` holds what the master knows of one AGV. The functions here read what the
+AGV reports — ``connectionState``, and in ``state``: ``actionStates``, ``lastNodeId``,
+``errors``, ``operatingMode``, ``safetyState``, ``paused`` — and turn it into outcomes
+(``VdaStep*``, ``VdaSafety``, ``VdaPaused``, ``VdaAgvLost`` …). They send nothing: where the
+master must answer (resend an order, ``cancelOrder``, release more of the base) they return a
+``Request`` in place, and the master (``edge_runtime._vda5050``) carries it out there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edge_runtime._vda_order import ActionSpec, OrderPlan, PathNode
+from edge_runtime._vda_outcomes import (
+    VdaAgvLost,
+    VdaAgvOnline,
+    VdaOutcome,
+    VdaPaused,
+    VdaSafety,
+    VdaStepCancelled,
+    VdaStepDone,
+    VdaStepFailed,
+    VdaStepProgress,
+    VdaStepStarted,
+)
+from topics import ProtocolError, vda_version_of
+
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "AgvSession",
+    "Connection",
+    "Request",
+    "Tracked",
+    "answer_version",
+    "lose",
+    "observe_state",
+    "on_connection",
+    "silent",
+    "step_failed",
+    "track",
+]
+
+Connection = Literal["ONLINE", "OFFLINE", "CONNECTIONBROKEN", "UNKNOWN"]
+
+SUPPORTED_VERSIONS = ("2.0.0", "2.1.0")
+"""What the master speaks; an AGV on a later 2.x minor is answered in the newest of these."""
+
+Request = Literal["resend", "cancel_order", "release"]
+"""What tracking asks the master to send: the running order again, ``cancelOrder``, or the
+next part of the base (``release``)."""
+
+Tracked = list[VdaOutcome | Request]
+"""Outcomes and requests, in the order they arose."""
+
+_TERMINAL = frozenset({"FINISHED", "FAILED"})
+_IN_PROGRESS = frozenset({"WAITING", "INITIALIZING", "RUNNING", "PAUSED"})
+_REJECTIONS: Mapping[str, bool] = {
+    # errorType -> retryable. A malformed or unperformable order fails the same way again.
+    "validationError": False,
+    "orderError": False,
+    "orderUpdateError": True,
+    "noRouteError": True,
+}
+_CONTROLLED_MODES = frozenset({"AUTOMATIC", "SEMIAUTOMATIC"})
+
+
+def answer_version(agv_version: str) -> str:
+    """The version to answer an AGV in: its own 2.0/2.1, else our newest 2.x."""
+    major, minor, _ = vda_version_of({"version": agv_version})
+    if major != 2:
+        raise ProtocolError("version", f"VDA 5050 {agv_version!r} is not a 2.x version")
+    return "2.0.0" if minor == 0 else "2.1.0"
+
+
+@dataclass(slots=True)
+class _Job:
+    """A robot step waiting for, or running as, one VDA order."""
+
+    workflow_id: str
+    step_id: str
+    attempt: int
+    goal: str | None
+    path: tuple[PathNode, ...] | None
+    actions: tuple[ActionSpec, ...]
+
+
+@dataclass(slots=True)
+class _Active:
+    """The order currently given to the AGV for ``job``."""
+
+    job: _Job
+    plan: OrderPlan
+    message: dict[str, Any]
+    """Body of the last order message sent (resent unchanged until acknowledged)."""
+    sent_at: float
+    acked_update: int = -1
+    started: bool = False
+    progress_seq: int = -1
+    known_errors: frozenset[tuple[str, str]] = frozenset()
+    cancel_action_id: str | None = None
+
+
+@dataclass(slots=True)
+class AgvSession:
+    """What the master knows about one AGV, and the step it is running."""
+
+    manufacturer: str
+    serial_number: str
+    connection: Connection = "UNKNOWN"
+    """Last ``connectionState`` heard (UNKNOWN before any)."""
+    version: str | None = None
+    """The AGV's own protocol version, from the headers of its messages."""
+    state: dict[str, Any] | None = None
+    """Its last ``state`` message."""
+    state_at: float | None = None
+    factsheet: dict[str, Any] | None = None
+    """Its last ``factsheet`` message."""
+    lost: bool = False
+    active: _Active | None = None
+    queue: deque[_Job] = field(default_factory=deque)
+    header_ids: dict[str, int] = field(default_factory=dict)
+    safety: dict[str, str] = field(default_factory=dict)
+    paused: bool = False
+
+    @property
+    def answer_version(self) -> str:
+        """The version we write to this AGV (2.1.0 until it told us its own)."""
+        return answer_version(self.version) if self.version else SUPPORTED_VERSIONS[-1]
+
+    @property
+    def busy(self) -> bool:
+        """§6.6.2 (3): unfinished nodes or actions, or an order of ours still open."""
+        if self.active is not None:
+            return True
+        if self.state is None:
+            return True  # position unknown: no order can start trivially reachable
+        if self.state.get("nodeStates"):
+            return True
+        return any(a.get("actionStatus") not in _TERMINAL for a in self.state["actionStates"])
+
+    @property
+    def controllable(self) -> bool:
+        """Online, in automatic mode and not e-stopped: orders may be sent."""
+        return self.connection == "ONLINE" and not self.lost and not self.safety
+
+    def _next_header(self, kind: str) -> int:
+        n = self.header_ids.get(kind, -1) + 1
+        self.header_ids[kind] = n
+        return n
+
+
+def step_failed(s: AgvSession, job: _Job, order_id: str, error_type: str, text: str,
+                retryable: bool) -> VdaStepFailed:
+    """The ``VdaStepFailed`` of ``job`` on AGV ``s``."""
+    return VdaStepFailed(s.manufacturer, s.serial_number, job.workflow_id, job.step_id,
+                         job.attempt, order_id, error_type, text, retryable)
+
+
+# --- connection and liveness ---------------------------------------------------------
+
+
+def on_connection(s: AgvSession, message: dict[str, Any], now: float) -> list[VdaOutcome]:
+    """A ``connection`` message: online again, or lost (``ProtocolError`` if unknown)."""
+    conn = message.get("connectionState")
+    if conn not in ("ONLINE", "OFFLINE", "CONNECTIONBROKEN"):
+        raise ProtocolError("schema", f"connectionState {conn!r} is not known")
+    s.connection = conn
+    if conn == "ONLINE":
+        s.lost = False
+        s.state_at = now  # liveness counts from the announcement
+        return [VdaAgvOnline(s.manufacturer, s.serial_number, s.answer_version)]
+    return lose(s, conn)
+
+
+def lose(
+    s: AgvSession, reason: Literal["OFFLINE", "CONNECTIONBROKEN", "STATE_TIMEOUT"]
+) -> list[VdaOutcome]:
+    """DESIGN §6: a lost agent fails its steps as retryable, to be re-allocated."""
+    if s.lost:
+        return []
+    s.lost = True
+    out: list[VdaOutcome] = [VdaAgvLost(s.manufacturer, s.serial_number, reason)]
+    jobs: list[tuple[_Job, str]] = []
+    if s.active is not None:
+        jobs.append((s.active.job, s.active.plan.order_id))
+        s.active = None
+    jobs.extend((job, "") for job in s.queue)
+    s.queue.clear()
+    for job, order_id in jobs:
+        out.append(step_failed(s, job, order_id, "agv_lost",
+                               f"AGV {s.serial_number} is {reason}", True))
+    return out
+
+
+def silent(sessions: Iterable[AgvSession], now: float, liveness_s: float) -> list[VdaOutcome]:
+    """AGVs with no state for ``liveness_s`` are lost."""
+    out: list[VdaOutcome] = []
+    for s in sessions:
+        if not s.lost and s.state_at is not None and now - s.state_at > liveness_s:
+            out.extend(lose(s, "STATE_TIMEOUT"))
+    return out
+
+
+# --- state: the AGV as a whole -------------------------------------------------------
+
+
+def observe_state(s: AgvSession, state: dict[str, Any], now: float) -> list[VdaOutcome]:
+    """Record a ``state`` message; report safety and ``paused`` changes (not the order)."""
+    s.state, s.state_at = state, now
+    if s.lost and s.connection == "ONLINE":
+        s.lost = False
+    out = _safety(s, state)
+    paused = bool(state.get("paused", False))
+    if paused != s.paused:
+        s.paused = paused
+        out.append(VdaPaused(s.manufacturer, s.serial_number, paused))
+    return out
+
+
+def _safety(s: AgvSession, state: dict[str, Any]) -> list[VdaOutcome]:
+    safety = state.get("safetyState", {})
+    now_active: dict[str, str] = {}
+    if safety.get("eStop", "NONE") != "NONE":
+        now_active["e_stop"] = str(safety["eStop"])
+    if safety.get("fieldViolation"):
+        now_active["field_violation"] = "protective field violated"
+    mode = state.get("operatingMode", "AUTOMATIC")
+    if mode not in _CONTROLLED_MODES:
+        now_active["operating_mode"] = str(mode)
+    out: list[VdaOutcome] = []
+    for cond in ("e_stop", "field_violation", "operating_mode"):
+        before, after = s.safety.get(cond), now_active.get(cond)
+        if before != after:
+            out.append(VdaSafety(s.manufacturer, s.serial_number, cond,  # type: ignore[arg-type]
+                                 after is not None, after or before or ""))
+    s.safety = now_active
+    return out
+
+
+# --- state: the running order --------------------------------------------------------
+
+
+def track(s: AgvSession, a: _Active, state: dict[str, Any], now: float,
+          resend_after_s: float) -> Tracked:
+    """Follow the running order ``a`` through one ``state``; clears ``s.active`` when the
+    step ends. An order not acknowledged ``resend_after_s`` after sending is asked again."""
+    plan, job = a.plan, a.job
+    ours = state.get("orderId") == plan.order_id
+    rejected = _rejection(a, state)
+    if rejected is not None:
+        error_type, text = rejected
+        s.active = None
+        out: Tracked = [step_failed(s, job, plan.order_id, error_type, text,
+                                    _REJECTIONS[error_type])]
+        if ours and state.get("nodeStates"):  # a refused update: stop the old base
+            out.append("cancel_order")
+        return out
+    if not ours:
+        if a.started:
+            s.active = None
+            return [step_failed(s, job, plan.order_id, "order_replaced",
+                                f"AGV now runs order {state.get('orderId')!r}", True)]
+        return _resend_if_due(a, now, resend_after_s)
+    a.acked_update = max(a.acked_update, int(state.get("orderUpdateId", 0)))
+    out = _resend_if_due(a, now, resend_after_s) if a.acked_update < plan.update_id else []
+    if not a.started:
+        a.started = True
+        out.append(VdaStepStarted(s.manufacturer, s.serial_number, job.workflow_id,
+                                  job.step_id, job.attempt, plan.order_id))
+    statuses = {x["actionId"]: x["actionStatus"] for x in state.get("actionStates", [])}
+    if a.cancel_action_id is not None:
+        if statuses.get(a.cancel_action_id) in _TERMINAL:
+            s.active = None
+            out.append(VdaStepCancelled(s.manufacturer, s.serial_number, job.workflow_id,
+                                        job.step_id, job.attempt, plan.order_id))
+        return out
+    failed = [aid for aid in plan.action_ids if statuses.get(aid) == "FAILED"]
+    fatal = [e for e in state.get("errors", []) if e.get("errorLevel") == "FATAL"]
+    if failed or fatal:
+        s.active = None
+        if failed:
+            kind, text = "action_failed", f"action {failed[0]} FAILED"
+        else:
+            kind = "agv_fatal_error"
+            text = f"FATAL {fatal[0].get('errorType')}: {fatal[0].get('errorDescription', '')}"
+        out.append(step_failed(s, job, plan.order_id, kind, text, True))
+        if state.get("nodeStates"):
+            out.append("cancel_order")
+        return out
+    seq = int(state.get("lastNodeSequenceId", 0))
+    if state.get("lastNodeId") and seq != a.progress_seq and seq % 2 == 0:
+        a.progress_seq = seq
+        out.append(VdaStepProgress(s.manufacturer, s.serial_number, job.workflow_id,
+                                   job.step_id, job.attempt, plan.order_id,
+                                   min(1.0, seq / max(2 * plan.last, 1)),
+                                   str(state["lastNodeId"])))
+    if a.acked_update < plan.update_id:
+        return out  # the newest update is still on its way
+    if not plan.fully_released and (
+        state.get("newBaseRequest") or seq >= plan.sequence_id(plan.base_end)
+    ):
+        out.append("release")
+        return out
+    in_progress = any(statuses.get(aid) in _IN_PROGRESS for aid in plan.action_ids)
+    if not state.get("nodeStates") and not state.get("edgeStates") and not in_progress:
+        s.active = None
+        final = plan.path[-1].node_id
+        done = (plan.fully_released and state.get("lastNodeId") == final
+                and all(statuses.get(aid) == "FINISHED" for aid in plan.action_ids))
+        if done:
+            out.append(VdaStepDone(s.manufacturer, s.serial_number, job.workflow_id,
+                                   job.step_id, job.attempt, plan.order_id,
+                                   _outputs(plan, state)))
+        else:
+            out.append(step_failed(s, job, plan.order_id, "order_aborted",
+                                   "the AGV dropped the order before finishing it", True))
+    return out
+
+
+def _resend_if_due(a: _Active, now: float, resend_after_s: float) -> Tracked:
+    if now - a.sent_at < resend_after_s:
+        return []
+    a.sent_at = now
+    return ["resend"]
+
+
+def _rejection(a: _Active, state: dict[str, Any]) -> tuple[str, str] | None:
+    """An order/update rejection error (§6.6.4) that concerns this order, if any."""
+    for err in state.get("errors", []):
+        etype = err.get("errorType")
+        if etype not in _REJECTIONS:
+            continue
+        refs = {r.get("referenceKey"): r.get("referenceValue")
+                for r in err.get("errorReferences", [])}
+        if "orderId" in refs:
+            if refs["orderId"] != a.plan.order_id:
+                continue
+            update = refs.get("orderUpdateId")
+            if update is not None and str(update) != str(a.plan.update_id):
+                continue
+        elif (etype, str(err.get("errorDescription", ""))) in a.known_errors:
+            continue  # a warning still standing from before this order was sent
+        elif a.acked_update >= a.plan.update_id:
+            continue
+        return etype, f"{etype}: {err.get('errorDescription', 'order rejected')}"
+    return None
+
+
+def _outputs(plan: OrderPlan, state: dict[str, Any]) -> dict[str, Any]:
+    results = {x["actionId"]: x.get("resultDescription") for x in state["actionStates"]}
+    out: dict[str, Any] = {
+        "node": plan.path[-1].node_id,
+        "order_id": plan.order_id,
+        "actions": [results.get(aid) for aid in plan.action_ids],
+    }
+    if "loads" in state:
+        out["loads"] = state["loads"]
+    if "agvPosition" in state:
+        pos = state["agvPosition"]
+        out["position"] = {"x": pos["x"], "y": pos["y"], "mapId": pos["mapId"]}
+    return out
