@@ -19,7 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import free_port
+from conftest import free_port, run_mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agents_sim.native import AgentSpec, FleetRunner
@@ -61,24 +61,6 @@ DONE_KINDS = ("workflow_completed",)
 # --- brokers -----------------------------------------------------------------------------
 
 
-def _mosquitto(binary: str, tmp: Path, port: int | None = None) -> Iterator[int]:
-    port = port or free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _amqtt(tmp: Path) -> Iterator[int]:
     from broker import BrokerProcess
 
@@ -87,32 +69,13 @@ def _amqtt(tmp: Path) -> Iterator[int]:
         yield port
 
 
-def _wait_port(port: int, timeout: float = 10.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
 @pytest.fixture(params=["mosquitto", "amqtt"])
 def broker_port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
     """A running broker of each kind; yields its port."""
     if request.param == "mosquitto":
-        yield from _mosquitto(request.getfixturevalue("mosquitto_bin"), tmp_path)
+        yield request.getfixturevalue("mosquitto_port")
     else:
         yield from _amqtt(tmp_path)
-
-
-@pytest.fixture
-def mosquitto_port(mosquitto_bin: str, tmp_path: Path) -> Iterator[int]:
-    """A running Mosquitto (for the tests that need only one broker kind)."""
-    yield from _mosquitto(mosquitto_bin, tmp_path)
 
 
 # --- the edge process --------------------------------------------------------------------
@@ -313,11 +276,11 @@ def test_sigterm_publishes_offline_and_exits_0(mosquitto_port: int, edges: Calla
         late.close()
 
 
-def test_bad_inputs_rejected_while_serving(mosquitto_port: int, edges: Callable[..., Edge],
+def test_bad_inputs_rejected_while_serving(broker_port: int, edges: Callable[..., Edge],
                                            watch: Callable[[int], Watch]) -> None:
     """Every kind of bad input gets its reason on edge/errors; a healthy fleet is still served."""
-    w = watch(mosquitto_port)
-    edges(mosquitto_port)
+    w = watch(broker_port)
+    edges(broker_port)
     w.wait_for(_online, 60)
     a = f"fleetflow/v1/{F}/agent"
     import json
@@ -338,7 +301,7 @@ def test_bad_inputs_rejected_while_serving(mosquitto_port: int, edges: Callable[
                                                                            "action": "x"}]),
          "schema"),
     ]
-    with _fleet(mosquitto_port) as fleet:
+    with _fleet(broker_port) as fleet:
         assert fleet is not None
         w.command("create_workflow", template="e2e_pick", workflow_id="w-bad")
         for topic, payload, _ in bad:
@@ -352,13 +315,13 @@ def test_bad_inputs_rejected_while_serving(mosquitto_port: int, edges: Callable[
     _ = json  # VDA rejects are covered by test_edge_vda_* once the VDA master is wired
 
 
-def test_kill9_restart_loses_nothing(mosquitto_port: int, edges: Callable[..., Edge],
+def test_kill9_restart_loses_nothing(broker_port: int, edges: Callable[..., Edge],
                                      watch: Callable[[int], Watch], tmp_path: Path) -> None:
     """kill -9 mid-workflow, restart: every event seen is in the store, seq contiguous, done."""
-    w = watch(mosquitto_port)
-    edge = edges(mosquitto_port)
+    w = watch(broker_port)
+    edge = edges(broker_port)
     w.wait_for(_online, 60)
-    with _fleet(mosquitto_port, speed=2.0) as fleet:
+    with _fleet(broker_port, speed=2.0) as fleet:
         assert fleet is not None
         w.command("create_workflow", template="e2e_pick", workflow_id="w-crash")
         w.wait_for(lambda w: len(w.events) >= 4, 60)
@@ -496,19 +459,16 @@ def test_edge_reconnects_after_broker_restart(mosquitto_bin: str, tmp_path: Path
     """The broker goes away and comes back on its port: the edge reconnects, resubscribes,
     announces itself online again and serves new commands."""
     port = free_port()
-    first = _mosquitto(mosquitto_bin, tmp_path, port)
-    next(first)
-    edge = edges(port)
-    w = Watch(port)
-    try:
-        w.wait_for(_online, 60)
-    finally:
-        w.close()
-    first.close()  # stops this Mosquitto
+    with run_mosquitto(mosquitto_bin, tmp_path, port):
+        edge = edges(port)
+        w = Watch(port)
+        try:
+            w.wait_for(_online, 60)
+        finally:
+            w.close()
+    # The first Mosquitto is stopped here.
     time.sleep(1.0)
-    second = _mosquitto(mosquitto_bin, tmp_path, port)
-    next(second)
-    try:
+    with run_mosquitto(mosquitto_bin, tmp_path, port):
         w = Watch(port)
         try:
             w.wait_for(_online, 60)  # retained status is gone with the old broker: a new one
@@ -519,5 +479,3 @@ def test_edge_reconnects_after_broker_restart(mosquitto_bin: str, tmp_path: Path
         assert "disconnected from the broker" in edge.output()
         edge.signal(signal.SIGTERM)
         assert edge.wait() == 0
-    finally:
-        second.close()

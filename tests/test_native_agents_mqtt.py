@@ -6,7 +6,6 @@ import os
 import queue
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -50,18 +49,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-@pytest.fixture
-def broker(mosquitto_bin: str, port: int, tmp_path: Path) -> Iterator[int]:
-    """An anonymous Mosquitto on a free port."""
-    conf = tmp_path / "m.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = _spawn(mosquitto_bin, conf, port)
-    try:
-        yield port
-    finally:
-        _stop(proc)
 
 
 class Edge:
@@ -120,10 +107,11 @@ def _assign(step: str, cid: str, **kw: object) -> Assign:
                   params={"duration_s": 0.3}, **kw)  # type: ignore[arg-type]
 
 
-def test_agent_answers_assign_with_the_event_sequence(broker: int) -> None:
+def test_agent_answers_assign_with_the_event_sequence(mosquitto_port: int) -> None:
     """Over Mosquitto, an Assign yields accepted, started, progress x2, done — in order."""
-    edge = Edge(broker)
-    runner = FleetRunner(F, [AgentSpec("r1", progress_steps=2, state_period_s=0.2)], port=broker)
+    edge = Edge(mosquitto_port)
+    runner = FleetRunner(F, [AgentSpec("r1", progress_steps=2, state_period_s=0.2)],
+                         port=mosquitto_port)
     try:
         runner.start()
         edge.wait_for(lambda t, m: isinstance(m, AgentConn) and m.online)
@@ -135,10 +123,10 @@ def test_agent_answers_assign_with_the_event_sequence(broker: int) -> None:
         edge.close()
 
 
-def test_redelivered_assign_is_applied_once(broker: int) -> None:
+def test_redelivered_assign_is_applied_once(mosquitto_port: int) -> None:
     """Publishing the same Assign twice gives one step_accepted, not two."""
-    edge = Edge(broker)
-    runner = FleetRunner(F, [AgentSpec("r1", progress_steps=0)], port=broker)
+    edge = Edge(mosquitto_port)
+    runner = FleetRunner(F, [AgentSpec("r1", progress_steps=0)], port=mosquitto_port)
     try:
         runner.start()
         edge.send("r1", _assign("s1", "c1"))
@@ -152,13 +140,13 @@ def test_redelivered_assign_is_applied_once(broker: int) -> None:
         edge.close()
 
 
-def test_clean_stop_leaves_a_retained_offline_conn(broker: int) -> None:
+def test_clean_stop_leaves_a_retained_offline_conn(mosquitto_port: int) -> None:
     """After stop(), a newcomer reads the agent's retained conn: offline."""
-    runner = FleetRunner(F, [AgentSpec("r1")], port=broker)
+    runner = FleetRunner(F, [AgentSpec("r1")], port=mosquitto_port)
     runner.start()
     time.sleep(0.2)
     runner.stop()
-    edge = Edge(broker)
+    edge = Edge(mosquitto_port)
     try:
         _, conn = edge.wait_for(lambda t, m: isinstance(m, AgentConn))
         assert isinstance(conn, AgentConn) and conn.agent_id == "r1" and not conn.online
@@ -166,11 +154,11 @@ def test_clean_stop_leaves_a_retained_offline_conn(broker: int) -> None:
         edge.close()
 
 
-def test_will_fires_when_agent_dies_mid_step(broker: int) -> None:
+def test_will_fires_when_agent_dies_mid_step(mosquitto_port: int) -> None:
     """A 'die' fault drops the connection uncleanly; the broker publishes the offline will."""
-    edge = Edge(broker)
+    edge = Edge(mosquitto_port)
     spec = AgentSpec("r1", progress_steps=4, failures=(Failure("s1", mode="die", at=0.5),))
-    runner = FleetRunner(F, [spec], port=broker, keepalive=5)
+    runner = FleetRunner(F, [spec], port=mosquitto_port, keepalive=5)
     try:
         runner.start()
         edge.wait_for(lambda t, m: isinstance(m, AgentConn) and m.online)
@@ -183,11 +171,11 @@ def test_will_fires_when_agent_dies_mid_step(broker: int) -> None:
         edge.close()
 
 
-def test_multiplexed_runner_speaks_for_many_agents(broker: int) -> None:
+def test_multiplexed_runner_speaks_for_many_agents(mosquitto_port: int) -> None:
     """Forty agents on two connections each announce themselves and answer their own Assign."""
-    edge = Edge(broker)
+    edge = Edge(mosquitto_port)
     specs = mixed_fleet(40, progress_steps=0, state_period_s=5.0)
-    runner = FleetRunner(F, specs, port=broker, mode="multiplexed", connections=2)
+    runner = FleetRunner(F, specs, port=mosquitto_port, mode="multiplexed", connections=2)
     try:
         runner.start()
         online: set[str] = set()

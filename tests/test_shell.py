@@ -12,7 +12,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import free_port
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import generate_latest
 
@@ -30,30 +29,6 @@ from topics import (
 F = "shell"
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "name: one\nsteps:\n  - {id: s1, kind: robot, capabilities: [lift]}\n"
-
-
-@pytest.fixture
-def broker(mosquitto_bin: str, tmp_path: Path) -> Iterator[int]:
-    """A Mosquitto on a free port."""
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen([mosquitto_bin, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            probe = mqtt.Client(CallbackAPIVersion.VERSION2)
-            try:
-                probe.connect("127.0.0.1", port)
-                probe.disconnect()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 class Peer:
@@ -102,22 +77,22 @@ class Peer:
 
 
 @pytest.fixture
-def peer(broker: int) -> Iterator[Peer]:
+def peer(mosquitto_port: int) -> Iterator[Peer]:
     """A recording peer on the broker."""
-    p = Peer(broker)
+    p = Peer(mosquitto_port)
     yield p
     p.close()
 
 
 @pytest.fixture
-def runtime(broker: int, tmp_path: Path) -> Iterator[Callable[..., EdgeRuntime]]:
+def runtime(mosquitto_port: int, tmp_path: Path) -> Iterator[Callable[..., EdgeRuntime]]:
     """Factory of started in-process runtimes on the broker; all stopped at the end."""
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "one.yaml").write_text(TEMPLATE)
     made: list[EdgeRuntime] = []
 
     def make(**kw: Any) -> EdgeRuntime:
-        config = EdgeConfig(facility=F, data_dir=tmp_path / "data", port=broker,
+        config = EdgeConfig(facility=F, data_dir=tmp_path / "data", port=mosquitto_port,
                             templates_dir=tmp_path / "templates", **kw)
         rt = EdgeRuntime(config)
         rt.start()
@@ -216,13 +191,13 @@ def test_metric_registries_are_per_instance() -> None:
     assert b"timer" not in generate_latest(b.registry)
 
 
-def test_second_edge_on_same_store_is_refused(broker: int, tmp_path: Path,
+def test_second_edge_on_same_store_is_refused(mosquitto_port: int, tmp_path: Path,
                                               runtime: Callable[..., EdgeRuntime]) -> None:
     """A second edge on a store already in use exits 2 with a one-line error."""
     runtime()
     proc = subprocess.run(
         [sys.executable, "-m", "fleetflow", "edge", "--facility", F,
-         "--broker", f"mqtt://127.0.0.1:{broker}", "--data", str(tmp_path / "data")],
+         "--broker", f"mqtt://127.0.0.1:{mosquitto_port}", "--data", str(tmp_path / "data")],
         cwd=ROOT, capture_output=True, text=True, timeout=30,
     )
     assert proc.returncode == 2

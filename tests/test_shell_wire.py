@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import free_port
+from conftest import run_mosquitto
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
@@ -24,27 +23,10 @@ from topics import encode
 
 @pytest.fixture
 def broker(mosquitto_bin: str, tmp_path: Path) -> Iterator[int]:
-    """A Mosquitto on a free port."""
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                    "max_queued_messages 0\nmax_inflight_messages 0\n")
-    proc = subprocess.Popen([mosquitto_bin, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            probe = mqtt.Client(CallbackAPIVersion.VERSION2)
-            try:
-                probe.connect("127.0.0.1", port)
-                probe.disconnect()
-                break
-            except OSError:
-                time.sleep(0.05)
+    """A Mosquitto on a free port with no queue or in-flight limits (floods stay intact)."""
+    with run_mosquitto(mosquitto_bin, tmp_path,
+                       extra_conf="max_queued_messages 0\nmax_inflight_messages 0\n") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def _client(port: int, name: str, raw: bool) -> tuple[BufferedClient, list[Any],

@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +32,6 @@ from topics import decode_vda, encode_vda
 pytestmark = pytest.mark.mosquitto
 ROOT = Path(__file__).resolve().parents[1]
 M = "acme"
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-@pytest.fixture
-def broker(mosquitto_bin: str, tmp_path: Path, port: int) -> Iterator[int]:
-    """A private Mosquitto on a free port."""
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([mosquitto_bin, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def start_agv(port: int, serial: str, version: str = "2.1.0") -> subprocess.Popen[bytes]:
@@ -134,10 +103,10 @@ class MasterLoop:
 
 
 @pytest.mark.parametrize("version", ["2.0.0", "2.1.0"])
-def test_a_robot_step_drives_three_nodes_and_picks(broker: int, version: str) -> None:
+def test_a_robot_step_drives_three_nodes_and_picks(mosquitto_port: int, version: str) -> None:
     """Order (released 2 nodes at a time, stitched), 3 edges, pick: done over MQTT."""
-    agv = start_agv(broker, "agv1", version)
-    loop = MasterLoop(broker, VdaMaster(base_length=2))
+    agv = start_agv(mosquitto_port, "agv1", version)
+    loop = MasterLoop(mosquitto_port, VdaMaster(base_length=2))
     try:
         online = loop.run_until(VdaAgvOnline, 10)
         assert online.version == version
@@ -163,10 +132,10 @@ def test_a_robot_step_drives_three_nodes_and_picks(broker: int, version: str) ->
         stop(agv)
 
 
-def test_a_killed_agv_is_reported_lost_by_its_will(broker: int) -> None:
+def test_a_killed_agv_is_reported_lost_by_its_will(mosquitto_port: int) -> None:
     """SIGKILL → the broker publishes CONNECTIONBROKEN → the master fails the step."""
-    agv = start_agv(broker, "agv2")
-    loop = MasterLoop(broker, VdaMaster())
+    agv = start_agv(mosquitto_port, "agv2")
+    loop = MasterLoop(mosquitto_port, VdaMaster())
     try:
         loop.run_until(VdaAgvOnline, 10)
         path = [PathNode(f"n{i}", 20.0 * i, 0.0) for i in range(3)]  # a long way
@@ -184,10 +153,10 @@ def test_a_killed_agv_is_reported_lost_by_its_will(broker: int) -> None:
         stop(agv)
 
 
-def test_a_graceful_stop_announces_offline(broker: int) -> None:
+def test_a_graceful_stop_announces_offline(mosquitto_port: int) -> None:
     """SIGTERM → the AGV publishes OFFLINE before disconnecting."""
-    agv = start_agv(broker, "agv3")
-    loop = MasterLoop(broker, VdaMaster())
+    agv = start_agv(mosquitto_port, "agv3")
+    loop = MasterLoop(mosquitto_port, VdaMaster())
     try:
         loop.run_until(VdaAgvOnline, 10)
         stop(agv)
