@@ -203,7 +203,7 @@ def measure_memory(n_workflows: int = 10_000, n_agents: int = 100) -> dict[str, 
     fleet.effects.clear()
     gc.collect()
     after = proc.memory_info().rss
-    active = sum(1 for w in fleet.core._workflows.values() if w.state.startswith("active"))
+    active = fleet.core.workflow_counts().get("active", 0)
     # Growth is only meaningful in a fresh process (freed memory is reused, not returned).
     return {"active_workflows": active, "rss_growth_mb": round((after - before) / 2**20, 1),
             "rss_mb": round(after / 2**20, 1),
@@ -220,7 +220,7 @@ def run(n_workflows: int = 10_000, quick: bool = False) -> dict[str, Any]:
     if core_n != expected:
         raise AssertionError(f"core made {core_n} transitions, expected {expected}")
     # Completed workflows are archived (dropped from memory) once nothing waits for them.
-    done = sum(1 for w in core._workflows.values() if w.state == "completed") + sum(
+    done = core.workflow_counts().get("completed", 0) + sum(
         1 for state in core.archived_workflows().values() if state == "completed")
     lib_s, lib_n = run_transitions_lib(n_workflows)
     core_rate = core_n / core_s

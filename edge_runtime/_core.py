@@ -348,6 +348,26 @@ class Core(Commands):
         """Views of every known agent."""
         return {aid: agent_view(a) for aid, a in self._agents.items()}
 
+    def knows_agent(self, agent_id: str) -> bool:
+        """Whether ``agent_id`` has announced itself (cheap: no view is built)."""
+        return agent_id in self._agents
+
+    def workflow_counts(self) -> dict[str, int]:
+        """Workflows in memory by top-level state (``active``, ``paused``, ``failed`` …)."""
+        counts: dict[str, int] = {}
+        for wf in self._workflows.values():
+            top = wf.state.split(".", 1)[0]
+            counts[top] = counts.get(top, 0) + 1
+        return counts
+
+    def agent_counts(self) -> dict[str, int]:
+        """Known agents by status; agents that are not online count as ``offline``."""
+        counts: dict[str, int] = {}
+        for agent in self._agents.values():
+            status = agent.status if agent.online else "offline"
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
     def queue(self) -> list[tuple[str, str]]:
         """Steps waiting for an agent or a resource, in allocation order."""
         return [(k[3], k[4]) for k in self._queue]

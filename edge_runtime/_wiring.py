@@ -86,9 +86,7 @@ class CoreHost:
 
     def known_agent(self, agent_id: str) -> bool:
         """Whether ``agent_id`` has announced itself."""
-        # The projection's own dict: ``Core.agents()`` builds a view of every agent, too
-        # costly for a check made on every inbound state and event.
-        return agent_id in self.core._agents
+        return self.core.knows_agent(agent_id)
 
     def restarted(self) -> Restarted:
         """The input that re-arms every timer of a recovered core, from the shell's ``now``."""
@@ -147,14 +145,9 @@ class CoreHost:
 
     def gauges(self) -> tuple[int, dict[str, int]]:
         """Active workflows, and agents by status (offline counted apart), for the metrics."""
-        core = self.core
-        active = sum(1 for wf in core._workflows.values()
-                     if wf.state.split(".", 1)[0] not in WORKFLOW_TERMINAL)
-        agents: dict[str, int] = {}
-        for agent in core._agents.values():
-            status = agent.status if agent.online else "offline"
-            agents[status] = agents.get(status, 0) + 1
-        return active, agents
+        workflows = self.core.workflow_counts()
+        active = sum(n for top, n in workflows.items() if top not in WORKFLOW_TERMINAL)
+        return active, self.core.agent_counts()
 
     def rebuild(self) -> None:
         """Recover the core afresh from the durable log (after it failed mid-change)."""

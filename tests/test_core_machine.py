@@ -14,6 +14,7 @@ from edge_runtime.core import (
     TimerFired,
     load_template,
 )
+from topics import AgentConn
 
 TWO_STEPS = load_template({"name": "two", "steps": [
     {"id": "a", "kind": "robot", "capabilities": ["carry"], "outputs": ["x"]},
@@ -183,3 +184,18 @@ def test_stale_timer_is_ignored() -> None:
     assert fl.feed(TimerFired("retry:w1/a")) == []
     assert fl.feed(TimerFired("timeout:nope/a")) == []
     assert fl.core.last_seq == seq
+
+
+def test_counts_group_workflows_by_top_state_and_agents_by_status() -> None:
+    """The core counts workflows by top-level state and agents by status, offline apart."""
+    fl = _fleet(TWO_STEPS)
+    fl.agent("r1", "robot", ["carry"])
+    fl.agent("r2", "robot", ["carry"])
+    fl.create("two", "w1")
+    fl.create("two", "w2")
+    fl.command("pause_workflow", workflow_id="w2")
+    assert fl.core.workflow_counts() == {"active": 1, "paused": 1}
+    assert fl.core.knows_agent("r1") and not fl.core.knows_agent("r9")
+    fl.feed(AgentConn(agent_id="r2", online=False))
+    counts = fl.core.agent_counts()
+    assert counts.get("offline") == 1 and sum(counts.values()) == 2
