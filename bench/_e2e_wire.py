@@ -26,7 +26,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-__all__ = ["MOSQUITTO", "Wire", "free_port", "raw_subscriber", "start_broker"]
+__all__ = ["MOSQUITTO", "Wire", "free_port", "mosquitto", "raw_subscriber", "start_broker"]
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
@@ -44,7 +44,7 @@ def start_broker(kind: str, workdir: Path) -> Iterator[int]:
 
     Yields its port; the broker is stopped (and killed if need be) on the way out.
     """
-    from broker import BrokerProcess, mqtt_ready
+    from broker import BrokerProcess
 
     port = free_port()
     if kind == "embedded":
@@ -71,15 +71,34 @@ def start_broker(kind: str, workdir: Path) -> Iterator[int]:
         "set_tcp_nodelay true\n"
         + ("user root\n" if os.geteuid() == 0 else "")
     )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with mosquitto(conf, port, binary):
+        yield port
+
+
+@contextmanager
+def mosquitto(conf: Path, port: int, binary: str | None = None
+              ) -> Iterator[subprocess.Popen[bytes]]:
+    """Run Mosquitto with the config file ``conf`` until it answers MQTT on ``port``.
+
+    Raises ``RuntimeError`` with Mosquitto's own last words if it exits or stays silent for
+    10 s; stops it (SIGTERM, then SIGKILL) on the way out.
+    """
+    from broker import mqtt_ready
+
+    binary = binary or shutil.which("mosquitto") or MOSQUITTO
+    log = conf.with_suffix(".log")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 10
         while not mqtt_ready("127.0.0.1", port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start on port {port}")
+                said = log.read_text(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"mosquitto did not start on port {port}: "
+                                   f"{' / '.join(said) or 'no output'}")
             time.sleep(0.02)
-        yield port
+        yield proc
     finally:
         stop_process(proc)
 

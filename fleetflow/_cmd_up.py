@@ -205,7 +205,7 @@ def _start_edge(args: argparse.Namespace, facility: str, index: int, url: str,
                             start_new_session=True, preexec_fn=die_with_parent)
 
 
-def _hub_client(args: argparse.Namespace, password: str, name: str) -> Any:
+def _hub_client(password: str, name: str) -> Any:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -229,7 +229,7 @@ def _wait_edge_online(args: argparse.Namespace, facility: str, hub_password: str
         except ProtocolError:
             pass
 
-    client = _hub_client(args, hub_password, f"up-wait-{facility}")
+    client = _hub_client(hub_password, f"up-wait-{facility}")
     client.on_connect = lambda c, *_: c.subscribe(edge_topic(facility, "status"), qos=1)
     client.on_message = on_message
     client.connect_async(args.host, args.port)
@@ -253,7 +253,7 @@ def _feed_workflows(args: argparse.Namespace, facilities: list[str], names: list
     """Create demo workflows round-robin over facilities and templates, as the hub would."""
     from topics import HubCommand, edge_topic, encode
 
-    client = _hub_client(args, hub_password, "up-demo-planner")
+    client = _hub_client(hub_password, "up-demo-planner")
     client.connect_async(args.host, args.port)
     client.loop_start()
     run = secrets.token_hex(3)

@@ -193,25 +193,32 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_tls_listener(passwd: Path, port: int, cert: tuple[Path, Path]) -> None:
     """With --tls-port, clients connect over TLS and still need their password."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     crt, key = cert
     tls_port = free_port()
     with BrokerProcess("127.0.0.1", port, passwd, tls_port=tls_port, certfile=crt,
                        keyfile=key):
-        results = []
-        for pw in (password("a1"), "wrong"):
-            c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-            c.tls_set(ca_certs=str(crt), cert_reqs=ssl.CERT_REQUIRED)
-            c.username_pw_set("a1", pw)
-            got: list[int] = []
-            c.on_connect = lambda cl, u, f, rc, p, got=got: got.append(int(rc.value))
-            c.connect("127.0.0.1", tls_port)
-            deadline = time.monotonic() + 5
-            while not got and time.monotonic() < deadline:
-                c.loop(0.1)
-            c.disconnect()
-            results.append(got)
+        results = tls_connect_codes(tls_port, crt, "a1", [password("a1"), "wrong"])
         assert results[0] == [0]
         assert results[1] and results[1][0] != 0
+
+
+def tls_connect_codes(tls_port: int, ca: Path, user: str, passwords: list[str]
+                      ) -> list[list[int]]:
+    """The CONNACK codes a TLS client gets for each password (empty list: no answer)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    results = []
+    for pw in passwords:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        c.tls_set(ca_certs=str(ca), cert_reqs=ssl.CERT_REQUIRED)
+        c.username_pw_set(user, pw)
+        got: list[int] = []
+        c.on_connect = lambda cl, u, f, rc, p, got=got: got.append(int(rc.value))
+        c.connect("127.0.0.1", tls_port)
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            c.loop(0.1)
+        c.disconnect()
+        results.append(got)
+    return results

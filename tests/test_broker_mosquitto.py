@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import getpass
 import queue
-import ssl
 import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from bench._e2e_wire import mosquitto
 from broker import BrokerProcess, Identity, PasswordFile, write_mosquitto_config
 from tests.conftest import free_port
-from tests.test_broker_cli import cert  # noqa: F401 (fixture)
-from tests.test_broker_enforcement import Client, password, wait_ready
+from tests.test_broker_cli import cert, tls_connect_codes  # noqa: F401 (fixture)
+from tests.test_broker_enforcement import Client, password
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.mosquitto
@@ -27,23 +28,12 @@ pytestmark = pytest.mark.mosquitto
 @pytest.fixture
 def run_mosquitto(mosquitto_bin: str) -> Iterator[object]:
     """``run_mosquitto(conf, port)`` starts Mosquitto and waits for it; stopped afterwards."""
-    procs: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as running:
 
-    def _run(conf: Path, port: int) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([mosquitto_bin, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        procs.append(proc)
-        wait_ready(port, proc)
-        return proc
+        def _run(conf: Path, port: int) -> subprocess.Popen[bytes]:
+            return running.enter_context(mosquitto(conf, port, mosquitto_bin))
 
-    yield _run
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        yield _run
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -139,8 +129,6 @@ def test_tls_listener_config_is_accepted_by_mosquitto(
     tmp_path: Path, run_mosquitto: object, cert: tuple[Path, Path]  # noqa: F811
 ) -> None:
     """With --tls-port, Mosquitto serves TLS with our certificate and still checks passwords."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     pf = PasswordFile(tmp_path / "users")
     pf.add(Identity("a1", "agent", facility="F1"), password("a1"), iterations=50)
@@ -150,18 +138,6 @@ def test_tls_listener_config_is_accepted_by_mosquitto(
                                   tls_port=tls_port, certfile=crt, keyfile=key,
                                   run_as=getpass.getuser())
     run_mosquitto(conf, port)  # type: ignore[operator]
-    codes = []
-    for pw in (password("a1"), "wrong"):
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        c.tls_set(ca_certs=str(crt), cert_reqs=ssl.CERT_REQUIRED)
-        c.username_pw_set("a1", pw)
-        got: list[int] = []
-        c.on_connect = lambda cl, u, f, rc, p, got=got: got.append(int(rc.value))
-        c.connect("127.0.0.1", tls_port)
-        deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
-            c.loop(0.1)
-        c.disconnect()
-        codes.append(got)
+    codes = tls_connect_codes(tls_port, crt, "a1", [password("a1"), "wrong"])
     assert codes[0] == [0]
     assert codes[1] and codes[1][0] != 0
