@@ -315,13 +315,17 @@ def test_bad_inputs_rejected_while_serving(broker_port: int, edges: Callable[...
     _ = json  # VDA rejects are covered by test_edge_vda_* once the VDA master is wired
 
 
-def test_kill9_restart_loses_nothing(broker_port: int, edges: Callable[..., Edge],
+def test_kill9_restart_loses_nothing(mosquitto_port: int, edges: Callable[..., Edge],
                                      watch: Callable[[int], Watch], tmp_path: Path) -> None:
-    """kill -9 mid-workflow, restart: every event seen is in the store, seq contiguous, done."""
-    w = watch(broker_port)
-    edge = edges(broker_port)
+    """kill -9 mid-workflow, restart: every event seen is in the store, seq contiguous, done.
+
+    Mosquitto only: on amqtt 0.12 the restarted edge's resumed persistent session is sent a
+    message on a topic it never subscribed to and then nothing more (docs/edge.md).
+    """
+    w = watch(mosquitto_port)
+    edge = edges(mosquitto_port)
     w.wait_for(_online, 60)
-    with _fleet(broker_port, speed=2.0) as fleet:
+    with _fleet(mosquitto_port, speed=2.0) as fleet:
         assert fleet is not None
         w.command("create_workflow", template="e2e_pick", workflow_id="w-crash")
         w.wait_for(lambda w: len(w.events) >= 4, 60)
