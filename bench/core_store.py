@@ -29,8 +29,7 @@ from typing import Any
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from edge_runtime._effects import Append
-from edge_runtime._event import Event, encode_event
+from edge_runtime.core import Append, Event, encode_event
 from edge_runtime.store import EventStore
 
 __all__ = ["run"]
@@ -105,7 +104,8 @@ def _build(path: Path, workflows: int, events: int, tail: int) -> int:
     before the end: the worst case of automatic snapshots every ``tail + 1`` events.
     Returns the snapshot's seq.
     """
-    from edge_runtime.core import Core, load_templates
+    from edge_runtime.core import Core
+    from edge_runtime.templates import load_templates
     from topics import AgentConn, AgentState, HubCommand
 
     core = Core("bench", load_templates(_TEMPLATES))

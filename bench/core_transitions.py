@@ -27,11 +27,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from edge_runtime._core import Core, Input
-from edge_runtime._effects import Append
-from edge_runtime._event import Event
-from edge_runtime._fleet_script import ScriptedFleet
-from edge_runtime._template import Template, load_template
+from edge_runtime.core import Append, Core, Event, Input, Template
+from edge_runtime.templates import load_template
+from edge_runtime.testing import ScriptedFleet
 
 __all__ = [
     "TRANSITIONS_PER_WORKFLOW",

@@ -1,43 +1,14 @@
-"""Per-facility edge runtime: sans-IO core, RocksDB store, MQTT shell, VDA 5050 adapter.
+"""Per-facility edge runtime (DESIGN §3): a sans-IO core inside a thin I/O shell.
 
-The core lives in ``edge_runtime.core``, the event store in ``edge_runtime.store``; this
-package re-exports the shell, the facility map, the intake and the shared data types.
+Subpackages, each with a small public surface (``__all__``):
+
+- ``edge_runtime.core`` — the deterministic workflow engine (no clocks, files or sockets);
+- ``edge_runtime.store`` — the RocksDB event log, snapshots, recovery, backup, cache;
+- ``edge_runtime.shell`` — MQTT intake, the batch loop, timers, metrics, configuration;
+- ``edge_runtime.vda5050`` — VDA 5050 master control and its bridge to the core;
+- ``edge_runtime.facility`` — the facility map (graph, zones, path costs);
+- ``edge_runtime.templates`` — workflow templates from files;
+- ``edge_runtime.testing`` — a scripted fleet that drives a core in virtual time.
+
+Importing this package imports nothing heavy; import the subpackage you need.
 """
-
-from edge_runtime._config import EdgeConfig
-from edge_runtime._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
-from edge_runtime._event import Event, decode_event, encode_event
-from edge_runtime._intake import REJECT_REASONS, Inbound, Intake, Reject, VdaInbound
-from edge_runtime._map import FacilityMap, MapError, Node, Zone, load_map
-from edge_runtime._metrics import EdgeMetrics
-from edge_runtime._shell import EdgeRuntime
-from edge_runtime._timers import TimerHeap
-from edge_runtime._vda5050 import *  # noqa: F403
-from edge_runtime._vda5050 import __all__ as _vda_all
-
-__all__ = [
-    "REJECT_REASONS",
-    "Append",
-    "Archive",
-    "CancelTimer",
-    "EdgeConfig",
-    "EdgeMetrics",
-    "EdgeRuntime",
-    "Effect",
-    "Event",
-    "FacilityMap",
-    "Inbound",
-    "Intake",
-    "MapError",
-    "Node",
-    "Publish",
-    "Reject",
-    "SetTimer",
-    "TimerHeap",
-    "VdaInbound",
-    "Zone",
-    "decode_event",
-    "encode_event",
-    "load_map",
-    *_vda_all,
-]

@@ -92,7 +92,8 @@ def _run_edge(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from edge_runtime import EdgeConfig, EdgeRuntime, MapError
+    from edge_runtime.facility import MapError
+    from edge_runtime.shell import EdgeConfig, EdgeRuntime
     from edge_runtime.store import StoreError
     from topics import ProtocolError, check_identifier
 

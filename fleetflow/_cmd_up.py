@@ -92,7 +92,7 @@ def _fleet_capabilities(templates: dict[str, Any]) -> dict[str, tuple[str, ...]]
 
 def _run(args: argparse.Namespace) -> int:
     from broker import BrokerProcess, BrokerStartError, Identity, PasswordFile
-    from edge_runtime.core import load_templates
+    from edge_runtime.templates import load_templates
 
     facilities: list[str] = args.facilities or ["demo"]
     data = Path(args.data)

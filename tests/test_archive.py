@@ -12,19 +12,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_runtime._effects import Append, Archive, Effect
-from edge_runtime._fleet_script import ScriptedFleet
 from edge_runtime.core import (
+    Append,
+    Archive,
     Core,
     CoreConfig,
     CoreError,
+    Effect,
     IllegalTransition,
     StaleInput,
     WorkflowView,
     decode_workflow_record,
-    load_template,
 )
 from edge_runtime.store import EventStore, WorkflowCache, recover
+from edge_runtime.templates import load_template
+from edge_runtime.testing import ScriptedFleet
 from topics import StepDone
 
 ONE = load_template({"name": "one", "steps": [{"id": "s", "kind": "robot", "outputs": ["n"]}]})

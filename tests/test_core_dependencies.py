@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from edge_runtime._effects import Publish
-from edge_runtime._fleet_script import ScriptedFleet
-from edge_runtime.core import Core, DependencyCycle, Template, load_template
+from edge_runtime.core import Core, DependencyCycle, Publish, Template
+from edge_runtime.templates import load_template
+from edge_runtime.testing import ScriptedFleet
 from topics import Assign
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from edge_runtime._fleet_script import ScriptedFleet
 from edge_runtime.core import (
     STEP_MACHINE,
     WORKFLOW_MACHINE,
@@ -12,8 +11,9 @@ from edge_runtime.core import (
     IllegalTransition,
     Template,
     TimerFired,
-    load_template,
 )
+from edge_runtime.templates import load_template
+from edge_runtime.testing import ScriptedFleet
 from topics import AgentConn
 
 TWO_STEPS = load_template({"name": "two", "steps": [

@@ -7,18 +7,21 @@ from typing import Any
 
 import pytest
 
-from edge_runtime._effects import Append, CancelTimer, Publish, SetTimer
-from edge_runtime._fleet_script import ScriptedFleet
 from edge_runtime.core import (
+    Append,
+    CancelTimer,
     Core,
     CoreConfig,
     CoreError,
     IllegalTransition,
+    Publish,
+    SetTimer,
     StaleInput,
     Template,
     TimerFired,
-    load_template,
 )
+from edge_runtime.templates import load_template
+from edge_runtime.testing import ScriptedFleet
 from topics import AgentConn, AgentState, Cancel, HubCommand, StepDone
 
 RETRY = {"max_attempts": 4, "initial_interval": 2, "backoff_coefficient": 3,

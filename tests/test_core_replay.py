@@ -9,10 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_runtime._effects import Append
-from edge_runtime._event import Event, encode_event
-from edge_runtime._fleet_script import ScriptedFleet
-from edge_runtime.core import Core, CoreError, Input, TimerFired, load_templates
+from edge_runtime.core import Append, Core, CoreError, Event, Input, TimerFired, encode_event
+from edge_runtime.templates import load_templates
+from edge_runtime.testing import ScriptedFleet
 from topics import (
     AgentConn,
     AgentState,

@@ -8,16 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime._effects import Append, Effect, Publish, SetTimer
-from edge_runtime._fleet_script import ScriptedFleet
 from edge_runtime.core import (
+    Append,
     Core,
     CoreError,
+    Effect,
+    Publish,
+    SetTimer,
     StaleInput,
     TemplateError,
     TimerFired,
-    load_template,
 )
+from edge_runtime.templates import load_template
+from edge_runtime.testing import ScriptedFleet
 from topics import Assign, Cancel, SyncArrival, SyncRelease
 
 MEET = load_template({"name": "meet", "steps": [

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-from edge_runtime._event import Event
+from edge_runtime.core import Event
 from edge_runtime.store import EventStore, maybe_snapshot, recover
 
 

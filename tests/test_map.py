@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime import FacilityMap, MapError, load_map
+from edge_runtime.facility import FacilityMap, MapError, load_map
 
 DEMO = Path(__file__).resolve().parent.parent / "maps" / "demo.yaml"
 

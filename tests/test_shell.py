@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import generate_latest
 
-from edge_runtime import EdgeConfig, EdgeMetrics, EdgeRuntime
+from edge_runtime.shell import EdgeConfig, EdgeMetrics, EdgeRuntime
 from topics import (
     AgentConn,
     EdgeEvent,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime import REJECT_REASONS, Intake, Reject, TimerHeap, VdaInbound
+from edge_runtime.shell import REJECT_REASONS, Intake, Reject, TimerHeap, VdaInbound
 from topics import (
     AgentConn,
     AgentState,

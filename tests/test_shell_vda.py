@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from edge_runtime import Publish, load_map
-from edge_runtime._vda5050 import VdaMaster
-from edge_runtime._vda_bridge import VdaBridge
+from edge_runtime.core import Publish
+from edge_runtime.facility import load_map
+from edge_runtime.vda5050 import VdaBridge, VdaMaster
 from topics import (
     AgentConn,
     AgentState,

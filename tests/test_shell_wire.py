@@ -15,9 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_runtime._event import Event
-from edge_runtime._mqtt import BufferedClient
-from edge_runtime._wiring import event_payload
+from edge_runtime.core import Event
+from edge_runtime.shell import BufferedClient, event_payload
 from topics import encode
 
 
@@ -186,7 +185,7 @@ _timer_ops = st.lists(st.one_of(
 @given(_timer_ops)
 def test_timer_heap_matches_the_obvious_model(ops: list[tuple[str, str, float]]) -> None:
     """Any mix of set, cancel and due fires exactly what a plain dict of deadlines would."""
-    from edge_runtime import TimerHeap
+    from edge_runtime.shell import TimerHeap
 
     heap, ref = TimerHeap(), _ReferenceTimers()
     for op, timer_id, value in ops:
@@ -204,7 +203,7 @@ def test_timer_heap_matches_the_obvious_model(ops: list[tuple[str, str, float]])
 
 def test_re_arming_a_timer_later_keeps_the_heap_small() -> None:
     """Re-arming one timer later and later many times leaves about one heap entry."""
-    from edge_runtime import TimerHeap
+    from edge_runtime.shell import TimerHeap
 
     t = TimerHeap()
     t.set("early", 1.0)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rocksdict import Options, Rdict
 from test_crash_writer import Counts, make_events
 
-from edge_runtime._event import Event, encode_event
+from edge_runtime.core import Event, encode_event
 from edge_runtime.store import (
     SCHEMA_VERSION,
     EventStore,
@@ -237,7 +237,7 @@ def test_seq_at_hlc_is_the_last_event_not_after(tmp_path_factory: pytest.TempPat
 def test_store_encoding_is_encode_event(seq: int, hlc: int, kind: str, wid: str | None,
                                         data: dict[str, object]) -> None:
     """The store's inlined fast encoding gives exactly the bytes of ``encode_event``."""
-    from edge_runtime._store import _EVENT_FORMAT, _pack
+    from edge_runtime.store._log import _EVENT_FORMAT, _pack
 
     event = Event(seq, hlc, kind, wid, data)
     inline = _pack([_EVENT_FORMAT, event.seq, event.hlc, event.kind, event.workflow_id, event.data])

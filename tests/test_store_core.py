@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime import Append, Event
-from edge_runtime._fleet_script import ScriptedFleet
-from edge_runtime.core import Core, load_templates
+from edge_runtime.core import Append, Core, Event
 from edge_runtime.store import EventStore, maybe_snapshot, recover, replay, state_at
+from edge_runtime.templates import load_templates
+from edge_runtime.testing import ScriptedFleet
 
 TEMPLATES = load_templates(Path(__file__).resolve().parents[1] / "templates")
 FACILITY = "hamburg-1"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.core import TemplateError, load_template, load_templates
+from edge_runtime.core import TemplateError
+from edge_runtime.templates import load_template, load_templates
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agents_sim.vda_agv import AgvModel, Out
-from edge_runtime._vda5050 import (
+from edge_runtime.vda5050 import (
     ActionSpec,
     OrderPlan,
     PathNode,

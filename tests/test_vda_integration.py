@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_runtime._vda5050 import (
+from edge_runtime.vda5050 import (
     ActionSpec,
     PathNode,
     VdaAgvLost,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime._vda5050 import (
+from edge_runtime.vda5050 import (
     ActionSpec,
     OrderPlan,
     PathNode,

@@ -12,8 +12,8 @@ from typing import Any
 
 import msgpack
 
-from edge_runtime._core_errors import CoreError
-from edge_runtime._projection import (
+from edge_runtime.core._errors import CoreError
+from edge_runtime.core._projection import (
     Agent,
     Projection,
     StepRun,

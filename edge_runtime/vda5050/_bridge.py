@@ -16,9 +16,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge_runtime._effects import Publish
-from edge_runtime._vda5050 import VdaMaster, actions_for
-from edge_runtime._vda_outcomes import (
+from edge_runtime.core import Publish
+from edge_runtime.vda5050._master import VdaMaster, actions_for
+from edge_runtime.vda5050._outcomes import (
     VdaAgvLost,
     VdaAgvOnline,
     VdaMessage,

@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from edge_runtime._event import Event
-from edge_runtime._store import EventStore, StoreError
+from edge_runtime.core import Event
+from edge_runtime.store._log import EventStore, StoreError
 
 __all__ = ["Projection", "maybe_snapshot", "recover", "replay", "state_at"]
 

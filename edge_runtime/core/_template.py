@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from edge_runtime._core_errors import TemplateError
-from edge_runtime._expr import ExpressionError, compile_expression
+from edge_runtime.core._errors import TemplateError
+from edge_runtime.core._expr import ExpressionError, compile_expression
 from topics import Identifier
 
 __all__ = [
@@ -35,8 +34,7 @@ __all__ = [
     "Step",
     "StepKind",
     "Template",
-    "load_template",
-    "load_templates",
+    "parse_template",
 ]
 
 StepKind = Literal["robot", "human", "ai", "sync", "decision", "wait"]
@@ -253,19 +251,14 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def load_template(source: str | Path | Mapping[str, Any]) -> Template:
-    """Validate a template from a mapping, a YAML/JSON text, or a ``.yaml``/``.json`` file.
+def parse_template(source: str | Mapping[str, Any], where: str = "") -> Template:
+    """Validate a template from a mapping or a YAML/JSON text (no file is read here:
+    ``edge_runtime.templates`` loads files).
 
     Any problem raises ``TemplateError`` naming the bad field's path, e.g.
-    ``steps[1].retry.max_attempts: Input should be greater than or equal to 1``.
+    ``steps[1].retry.max_attempts: Input should be greater than or equal to 1``;
+    ``where`` (e.g. ``"pick.yaml: "``) starts the message.
     """
-    where = ""
-    if isinstance(source, Path):
-        where = f"{source.name}: "
-        try:
-            source = source.read_text()
-        except OSError as exc:
-            raise TemplateError(f"{where}cannot read: {exc.strerror}") from None
     if isinstance(source, str):
         try:
             doc = json.loads(source) if source.lstrip().startswith("{") else yaml.safe_load(source)
@@ -282,17 +275,3 @@ def load_template(source: str | Path | Mapping[str, Any]) -> Template:
         msg = str(err["msg"]).removeprefix("Value error, ")
         path = _path(tuple(err["loc"]))
         raise TemplateError(f"{where}{path}: {msg}" if path else f"{where}{msg}") from None
-
-
-def load_templates(directory: str | Path) -> dict[str, Template]:
-    """Every ``*.yaml``/``*.yml``/``*.json`` template of ``directory`` by name (newest
-    version) and by ``name@version``."""
-    found: dict[str, Template] = {}
-    for path in sorted(Path(directory).iterdir()):
-        if path.suffix in (".yaml", ".yml", ".json"):
-            template = load_template(path)
-            found[template.key] = template
-            best = found.get(template.name)
-            if best is None or best.version < template.version:
-                found[template.name] = template
-    return found

@@ -32,15 +32,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_runtime._config import EdgeConfig
-from edge_runtime._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
-from edge_runtime._intake import Intake, Reject, VdaInbound
-from edge_runtime._metrics import EdgeMetrics
-from edge_runtime._mqtt import BufferedClient
-from edge_runtime._timers import TimerHeap
-from edge_runtime._vda_bridge import VdaTranslation
-from edge_runtime._wiring import CoreHost, event_payload, open_core
-from edge_runtime.core import Input
+from edge_runtime.core import Append, Archive, CancelTimer, Effect, Input, Publish, SetTimer
+from edge_runtime.shell._config import EdgeConfig
+from edge_runtime.shell._intake import Intake, Reject, VdaInbound
+from edge_runtime.shell._metrics import EdgeMetrics
+from edge_runtime.shell._mqtt import BufferedClient
+from edge_runtime.shell._timers import TimerHeap
+from edge_runtime.shell._wiring import CoreHost, event_payload, open_core
+from edge_runtime.vda5050 import VdaTranslation
 from topics import EdgeStatus, ErrorReport, HubCommand, Message, edge_topic, encode
 
 __all__ = ["EdgeRuntime"]

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge_runtime._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
-from edge_runtime._event import Event
-from edge_runtime._expr import ExpressionError, evaluate_condition
-from edge_runtime._machine import STEP_TERMINAL
-from edge_runtime._projection import Agent, Projection, StepRun, WorkflowRun
-from edge_runtime._template import Step, Template
-from edge_runtime._views import encode_workflow_record
+from edge_runtime.core._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
+from edge_runtime.core._event import Event
+from edge_runtime.core._expr import ExpressionError, evaluate_condition
+from edge_runtime.core._machine import STEP_TERMINAL
+from edge_runtime.core._projection import Agent, Projection, StepRun, WorkflowRun
+from edge_runtime.core._template import Step, Template
+from edge_runtime.core._views import encode_workflow_record
 from topics import Assign, Cancel, SyncRelease, agent_topic
 
 __all__ = ["CoreConfig", "CostFunction", "Engine"]

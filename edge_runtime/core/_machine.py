@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from edge_runtime._core_errors import IllegalTransition
+from edge_runtime.core._errors import IllegalTransition
 
 __all__ = [
     "HISTORY",

@@ -34,7 +34,7 @@ from rocksdict import (
     WriteOptions,
 )
 
-from edge_runtime._event import Event, decode_event
+from edge_runtime.core import Event, decode_event
 from topics import ProtocolError, check_identifier
 
 __all__ = [

@@ -11,15 +11,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge_runtime._commands import Commands
-from edge_runtime._core_errors import CoreError, IllegalTransition, StaleInput, UnknownEntity
-from edge_runtime._effects import CancelTimer, Effect, SetTimer
-from edge_runtime._engine import CoreConfig
-from edge_runtime._machine import WORKFLOW_TERMINAL
-from edge_runtime._projection import Agent, StepRun, WorkflowRun
-from edge_runtime._snapshot import dump_projection, load_projection
-from edge_runtime._template import Template
-from edge_runtime._views import AgentView, WorkflowView, agent_view, workflow_view
+from edge_runtime.core._commands import Commands
+from edge_runtime.core._effects import CancelTimer, Effect, SetTimer
+from edge_runtime.core._engine import CoreConfig
+from edge_runtime.core._errors import CoreError, IllegalTransition, StaleInput, UnknownEntity
+from edge_runtime.core._machine import WORKFLOW_TERMINAL
+from edge_runtime.core._projection import Agent, StepRun, WorkflowRun
+from edge_runtime.core._snapshot import dump_projection, load_projection
+from edge_runtime.core._template import Template
+from edge_runtime.core._views import AgentView, WorkflowView, agent_view, workflow_view
 from topics import (
     AgentConn,
     AgentState,

@@ -9,9 +9,15 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from edge_runtime._core import Core, Input
-from edge_runtime._effects import Archive, Effect, Publish
-from edge_runtime._views import WorkflowView, decode_workflow_record
+from edge_runtime.core import (
+    Archive,
+    Core,
+    Effect,
+    Input,
+    Publish,
+    WorkflowView,
+    decode_workflow_record,
+)
 from topics import (
     AgentConn,
     AgentKindName,

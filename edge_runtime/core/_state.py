@@ -15,9 +15,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from edge_runtime._core_errors import TemplateError
-from edge_runtime._machine import STEP_MACHINE, WORKFLOW_MACHINE, WORKFLOW_TERMINAL
-from edge_runtime._template import Compensation, Step, Template
+from edge_runtime.core._errors import TemplateError
+from edge_runtime.core._machine import STEP_MACHINE, WORKFLOW_MACHINE, WORKFLOW_TERMINAL
+from edge_runtime.core._template import Compensation, Step, Template
 
 __all__ = [
     "Agent", "ProjectionState", "StepRun", "WorkflowRun", "_compensation_step", "is_terminal",

@@ -5,7 +5,7 @@ AGV reports — ``connectionState``, and in ``state``: ``actionStates``, ``lastN
 ``errors``, ``operatingMode``, ``safetyState``, ``paused`` — and turn it into outcomes
 (``VdaStep*``, ``VdaSafety``, ``VdaPaused``, ``VdaAgvLost`` …). They send nothing: where the
 master must answer (resend an order, ``cancelOrder``, release more of the base) they return a
-``Request`` in place, and the master (``edge_runtime._vda5050``) carries it out there.
+``Request`` in place, and the master (``edge_runtime.vda5050._master``) carries it out there.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge_runtime._vda_order import ActionSpec, OrderPlan, PathNode
-from edge_runtime._vda_outcomes import (
+from edge_runtime.vda5050._order import ActionSpec, OrderPlan, PathNode
+from edge_runtime.vda5050._outcomes import (
     VdaAgvLost,
     VdaAgvOnline,
     VdaOutcome,

@@ -11,15 +11,15 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge_runtime._core_errors import (
+from edge_runtime.core._engine import Engine
+from edge_runtime.core._errors import (
     CoreError,
     DependencyCycle,
     IllegalTransition,
     UnknownEntity,
 )
-from edge_runtime._engine import Engine
-from edge_runtime._machine import STEP_MACHINE, WORKFLOW_MACHINE
-from edge_runtime._projection import StepRun, WorkflowRun
+from edge_runtime.core._machine import STEP_MACHINE, WORKFLOW_MACHINE
+from edge_runtime.core._projection import StepRun, WorkflowRun
 from topics import HubCommand, Identifier, Pause, Resume
 
 __all__ = ["BadArguments", "Commands"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge_runtime._core_errors import CoreError
-from edge_runtime._event import Event
-from edge_runtime._machine import STEP_MACHINE
-from edge_runtime._state import (
+from edge_runtime.core._errors import CoreError
+from edge_runtime.core._event import Event
+from edge_runtime.core._machine import STEP_MACHINE
+from edge_runtime.core._state import (
     Agent,
     ProjectionState,
     StepRun,
@@ -23,7 +23,7 @@ from edge_runtime._state import (
     _compensation_step,
     is_terminal,
 )
-from edge_runtime._template import Template
+from edge_runtime.core._template import Template
 
 __all__ = ["Agent", "Projection", "StepRun", "WorkflowRun", "_compensation_step", "is_terminal"]
 

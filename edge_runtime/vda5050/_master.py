@@ -3,10 +3,10 @@ per AGV.
 
 Inputs are decoded messages (``topics.decode_vda`` did size, NaN and schema checks) and the
 current time; outputs are ``VdaMessage`` s to publish and step-level outcomes
-(``edge_runtime._vda_outcomes``). No clocks, no sockets: the edge core and the simulator
+(``edge_runtime.vda5050._outcomes``). No clocks, no sockets: the edge core and the simulator
 drive it alike, and a replay of the same inputs gives the same outputs. What an AGV's
 ``state`` and ``connection`` messages mean for its step is worked out in
-``edge_runtime._vda_track``; this module sends the orders and instant actions.
+``edge_runtime.vda5050._track``; this module sends the orders and instant actions.
 
 Each AGV is answered in the protocol version its own headers carry (2.0.x or 2.1.x); a 2.0
 AGV never receives a 2.1-only field. ``headerId`` counts per topic per AGV.
@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from edge_runtime._vda_order import (
+from edge_runtime.vda5050._order import (
     VERSION_ONLY_FIELDS,
     ActionSpec,
     OrderPlan,
@@ -29,7 +29,7 @@ from edge_runtime._vda_order import (
     path_from_graph,
     strip_for_version,
 )
-from edge_runtime._vda_outcomes import (
+from edge_runtime.vda5050._outcomes import (
     VdaAgvLost,
     VdaAgvOnline,
     VdaMessage,
@@ -43,7 +43,7 @@ from edge_runtime._vda_outcomes import (
     VdaStepProgress,
     VdaStepStarted,
 )
-from edge_runtime._vda_track import (
+from edge_runtime.vda5050._track import (
     AgvSession,
     Connection,
     Tracked,

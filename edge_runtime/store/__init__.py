@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_runtime._cache import WorkflowCache
-from edge_runtime._recovery import Projection, maybe_snapshot, recover, replay, state_at
-from edge_runtime._store import (
+from edge_runtime.core import decode_workflow_record
+from edge_runtime.store._cache import WorkflowCache
+from edge_runtime.store._log import (
     SCHEMA_VERSION,
     EventStore,
     FacilityMismatch,
@@ -20,7 +20,7 @@ from edge_runtime._store import (
     StoreVersionError,
     SyncMode,
 )
-from edge_runtime._views import decode_workflow_record
+from edge_runtime.store._recovery import Projection, maybe_snapshot, recover, replay, state_at
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -15,30 +15,29 @@ from typing import Any
 
 import msgpack
 
-from edge_runtime._cache import WorkflowCache
-from edge_runtime._config import EdgeConfig
-from edge_runtime._effects import Publish
-from edge_runtime._event import Event
-from edge_runtime._intake import VdaInbound
-from edge_runtime._machine import WORKFLOW_TERMINAL
-from edge_runtime._map import FacilityMap, load_map
-from edge_runtime._projection import WorkflowRun
-from edge_runtime._vda5050 import VdaMaster
-from edge_runtime._vda_bridge import VdaBridge, VdaTranslation
-from edge_runtime._views import WorkflowView, decode_workflow_record
 from edge_runtime.core import (
+    WORKFLOW_TERMINAL,
     Agent,
     Core,
     CoreConfig,
     CoreError,
     CostFunction,
+    Event,
+    Publish,
     Restarted,
     Step,
     Template,
     TimerFired,
-    load_templates,
+    WorkflowRun,
+    WorkflowView,
+    decode_workflow_record,
 )
-from edge_runtime.store import EventStore, maybe_snapshot, recover, store_path
+from edge_runtime.facility import FacilityMap, load_map
+from edge_runtime.shell._config import EdgeConfig
+from edge_runtime.shell._intake import VdaInbound
+from edge_runtime.store import EventStore, WorkflowCache, maybe_snapshot, recover, store_path
+from edge_runtime.templates import load_templates
+from edge_runtime.vda5050 import VdaBridge, VdaMaster, VdaTranslation
 from topics import (
     DEFAULT_LIMITS,
     ENVELOPE_VERSION,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_runtime._event import Event
+from edge_runtime.core._event import Event
 from topics import Message
 
 __all__ = ["Append", "Archive", "CancelTimer", "Effect", "Publish", "SetTimer"]

@@ -1,0 +1,88 @@
+"""The sans-IO workflow engine of a facility (DESIGN §3-§6): public names.
+
+Nothing here reads a clock, a file or a socket: ``Core.handle(input, now)`` returns effects
+(events to append, messages to publish, timers to set) and the shell carries them out.
+
+>>> from edge_runtime.core import Core
+>>> Core("f1").last_seq
+0
+"""
+
+from edge_runtime.core._commands import BadArguments
+from edge_runtime.core._core import Core, Input, Restarted, TimerFired
+from edge_runtime.core._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
+from edge_runtime.core._engine import CoreConfig, CostFunction
+from edge_runtime.core._errors import (
+    CoreError,
+    DependencyCycle,
+    IllegalTransition,
+    StaleInput,
+    TemplateError,
+    UnknownEntity,
+)
+from edge_runtime.core._event import Event, decode_event, encode_event
+from edge_runtime.core._machine import (
+    STEP_MACHINE,
+    WORKFLOW_MACHINE,
+    WORKFLOW_TERMINAL,
+    Machine,
+    Transition,
+)
+from edge_runtime.core._projection import Agent, StepRun, WorkflowRun
+from edge_runtime.core._template import (
+    Compensation,
+    RetryPolicy,
+    Step,
+    Template,
+    parse_template,
+)
+from edge_runtime.core._views import (
+    AgentView,
+    StepView,
+    WorkflowView,
+    decode_workflow_record,
+    encode_workflow_record,
+)
+
+__all__ = [
+    "STEP_MACHINE",
+    "WORKFLOW_MACHINE",
+    "WORKFLOW_TERMINAL",
+    "Agent",
+    "AgentView",
+    "Append",
+    "Archive",
+    "BadArguments",
+    "CancelTimer",
+    "Compensation",
+    "Core",
+    "CoreConfig",
+    "CoreError",
+    "CostFunction",
+    "DependencyCycle",
+    "Effect",
+    "Event",
+    "IllegalTransition",
+    "Input",
+    "Machine",
+    "Publish",
+    "Restarted",
+    "RetryPolicy",
+    "SetTimer",
+    "StaleInput",
+    "Step",
+    "StepRun",
+    "StepView",
+    "Template",
+    "TemplateError",
+    "TimerFired",
+    "Transition",
+    "UnknownEntity",
+    "WorkflowRun",
+    "WorkflowView",
+    "decode_event",
+    "decode_workflow_record",
+    "encode_event",
+    "encode_workflow_record",
+    "parse_template",
+]

@@ -1,0 +1,28 @@
+"""The edge's I/O shell: MQTT in, batches through the core, group commit, then publish.
+
+``EdgeRuntime`` is the process (``fleetflow edge``); ``Intake`` validates inbound messages;
+``TimerHeap`` turns the core's timers into ``TimerFired`` inputs; ``EdgeMetrics`` exports
+Prometheus metrics.
+"""
+
+from edge_runtime.shell._config import EdgeConfig
+from edge_runtime.shell._intake import REJECT_REASONS, Inbound, Intake, Reject, VdaInbound
+from edge_runtime.shell._metrics import EdgeMetrics
+from edge_runtime.shell._mqtt import BufferedClient
+from edge_runtime.shell._runtime import EdgeRuntime
+from edge_runtime.shell._timers import TimerHeap
+from edge_runtime.shell._wiring import event_payload
+
+__all__ = [
+    "REJECT_REASONS",
+    "BufferedClient",
+    "EdgeConfig",
+    "EdgeMetrics",
+    "EdgeRuntime",
+    "Inbound",
+    "Intake",
+    "Reject",
+    "TimerHeap",
+    "VdaInbound",
+    "event_payload",
+]
