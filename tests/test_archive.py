@@ -73,7 +73,7 @@ def test_completed_workflow_leaves_memory_and_reads_back_from_the_store(
     _commit(store, fl.effects)
     assert _archived_kinds(fx) == ["w1"]
     assert fl.core.workflow("w1") is None and fl.core.archived("w1") == "completed"
-    assert fl.core._workflows == {}
+    assert fl.core.state.workflows == {}
     cache: WorkflowCache[WorkflowView] = WorkflowCache(
         store, decode_workflow_record, live=fl.core.workflow)
     view = cache.get("w1")
@@ -295,8 +295,8 @@ def test_only_finished_workflows_nothing_pending_needs_are_archived(
         assert decode_workflow_record(fl.records[wid]).state == state
     for wf in core.workflows().values():
         if wf.state in ("completed", "cancelled"):
-            assert any(core._workflows[d].state == "pending"
-                       for d in core._workflows[wf.id].dependents if d in core._workflows)
+            assert any(core.state.workflows[d].state == "pending"
+                       for d in core.state.workflows[wf.id].dependents if d in core.state.workflows)
     assert _replayed(fl).snapshot() == core.snapshot()
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from edge_runtime.core import (
-    STEP_MACHINE,
-    WORKFLOW_MACHINE,
     Core,
     IllegalTransition,
     Template,
     TimerFired,
+    step_machine,
+    workflow_machine,
 )
 from edge_runtime.templates import load_template
 from edge_runtime.testing import ScriptedFleet
@@ -39,7 +39,7 @@ def _state(fl: ScriptedFleet, wid: str = "w1") -> str:
 
 def test_hierarchy_is_the_design() -> None:
     """The machine has exactly DESIGN §5's leaves, as dotted paths."""
-    assert WORKFLOW_MACHINE.leaves == (
+    assert workflow_machine().leaves == (
         "pending", "active.initializing", "active.executing.step_preparation",
         "active.executing.step_execution", "active.executing.step_validation",
         "active.executing.step_cleanup", "active.waiting_for_resource",
@@ -50,32 +50,52 @@ def test_hierarchy_is_the_design() -> None:
 def test_every_workflow_state_is_reached() -> None:
     """Driving workflows visits every state of the hierarchy."""
     seen: set[str] = set()
-    WORKFLOW_MACHINE.on("start", before=lambda o, s, d: seen.add(s))
+    fl = _fleet(TWO_STEPS, HANDOVER)
+    machine = fl.core.workflow_machine
+    machine.on("start", before=lambda o, s, d: seen.add(s))
     for ev in ("start", "prepare", "execute", "validate", "clean_up", "wait_resource",
                "synchronize", "complete", "pause", "resume", "cancel", "fail", "restore"):
-        WORKFLOW_MACHINE.on(ev, after=lambda o, s, d: seen.add(d))
-    try:
-        fl = _fleet(TWO_STEPS, HANDOVER)
-        fl.create("two", "w1")  # no robot yet
-        assert _state(fl) == "active.waiting_for_resource"
-        fl.agent("r1", "robot", ["carry"])
-        fl.finish("w1", "a", x=1)
-        fl.finish("w1", "b")
-        fl.agent("h1", "human", [])
-        fl.create("meet", "w2")
-        fl.finish("w2", "r")
-        fl.finish("w2", "h")
-        assert _state(fl, "w2") == "active.synchronizing"
-        fl.command("pause_workflow", workflow_id="w2")
-        fl.command("cancel_workflow", workflow_id="w2")
-        fl.create("two", "w3")
-        fl.command("operator_action", workflow_id="w3", action="abort")
-    finally:
-        WORKFLOW_MACHINE._before.pop("start", None)
-        for ev in list(WORKFLOW_MACHINE._after):
-            WORKFLOW_MACHINE._after.pop(ev)
-    assert seen >= set(WORKFLOW_MACHINE.leaves) - {"active.initializing"} | {"pending"}
+        machine.on(ev, after=lambda o, s, d: seen.add(d))
+    fl.create("two", "w1")  # no robot yet
+    assert _state(fl) == "active.waiting_for_resource"
+    fl.agent("r1", "robot", ["carry"])
+    fl.finish("w1", "a", x=1)
+    fl.finish("w1", "b")
+    fl.agent("h1", "human", [])
+    fl.create("meet", "w2")
+    fl.finish("w2", "r")
+    fl.finish("w2", "h")
+    assert _state(fl, "w2") == "active.synchronizing"
+    fl.command("pause_workflow", workflow_id="w2")
+    fl.command("cancel_workflow", workflow_id="w2")
+    fl.create("two", "w3")
+    fl.command("operator_action", workflow_id="w3", action="abort")
+    assert seen >= set(machine.leaves) - {"active.initializing"} | {"pending"}
     assert "active.initializing" in seen
+
+
+def test_hooks_belong_to_one_core() -> None:
+    """A hook on one core's machine never runs for another core."""
+    seen: list[str] = []
+    first, second = _fleet(TWO_STEPS), _fleet(TWO_STEPS)
+    first.core.workflow_machine.on("start", after=lambda o, s, d: seen.append(o.id))
+    first.create("two", "a1")
+    second.create("two", "b1")
+    assert seen == ["a1"]
+
+
+def test_pre_hook_refuses_a_transition() -> None:
+    """A pre hook that raises refuses the transition: the state does not move."""
+    fl = _fleet(TWO_STEPS)
+
+    def refuse(obj: object, source: str, dest: str) -> None:
+        raise IllegalTransition(f"not now ({source} -> {dest})")
+
+    fl.core.workflow_machine.on("pause", before=refuse)
+    fl.create("two", "w1")
+    with pytest.raises(IllegalTransition, match="not now"):
+        fl.command("pause_workflow", workflow_id="w1")
+    assert _state(fl) == "active.waiting_for_resource"
 
 
 def test_walk_goes_through_each_executing_substate() -> None:
@@ -153,10 +173,11 @@ def test_paused_workflow_tracks_steps_that_finish() -> None:
 
 def test_event_on_parent_applies_to_every_substate() -> None:
     """``pause`` is defined on ``active`` and is accepted in each of its leaves."""
-    for leaf in WORKFLOW_MACHINE.leaves:
+    machine = workflow_machine()
+    for leaf in machine.leaves:
         if leaf.startswith("active."):
-            assert "pause" in WORKFLOW_MACHINE.accepts(leaf)
-    assert "pause" not in WORKFLOW_MACHINE.accepts("pending")
+            assert "pause" in machine.accepts(leaf)
+    assert "pause" not in machine.accepts("pending")
 
 
 def test_step_lifecycle_order() -> None:
@@ -164,14 +185,15 @@ def test_step_lifecycle_order() -> None:
     class S:
         def __init__(self) -> None:
             self.id = "s"
-            self.state = STEP_MACHINE.initial
+            self.state = machine.initial
             self.history: str | None = None
 
+    machine = step_machine()
     s = S()
     path = [s.state]
     for ev in ("ready", "allocate", "assign", "prepare", "execute", "validate", "clean_up",
                "finish"):
-        path.append(STEP_MACHINE.fire(s, ev))
+        path.append(machine.fire(s, ev))
     assert path == ["pending", "ready", "allocating", "assigned", "preparing", "executing",
                     "validating", "cleanup", "done"]
 

@@ -99,7 +99,7 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
         syncs = [(w.id, s.id) for w in wfs.values() for s in w.steps.values() if s.kind == "sync"]
         if syncs:
             wid, sid = data.draw(st.sampled_from(syncs))
-            run = core._workflows[wid]  # the views hide who finished a step; bias towards them
+            run = core.state.workflows[wid]  # the views hide who finished a step; bias towards them
             done_by = [run.steps[p].last_agent or "" for p in run.steps[sid].spec.participants]
             aid = data.draw(st.sampled_from([a for a in done_by if a] + [a for a, _ in AGENTS]))
             return SyncArrival(agent_id=aid, workflow_id=wid, step_id=sid, ts=now,

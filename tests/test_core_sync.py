@@ -255,7 +255,7 @@ def test_any_order_of_arrivals_releases_exactly_when_all_are_there(actions: list
             continue  # refused (e.g. arriving before finishing) or not applicable now
         wf = fl.workflow("w1")
         assert wf is not None
-        barrier = fl.core._workflows["w1"].steps["s"]
+        barrier = fl.core.state.workflows["w1"].steps["s"]
         expected = (barrier.outputs or {}).get("agents", [])
         if barrier.state == "executing":
             assert not all(a in barrier.arrived for a in expected)

@@ -8,10 +8,10 @@ Nothing here reads a clock, a file or a socket: ``Core.handle(input, now)`` retu
 0
 """
 
-from edge_runtime.core._commands import BadArguments
-from edge_runtime.core._core import Core, Input, Restarted, TimerFired
+from edge_runtime.core._command_args import BadArguments
+from edge_runtime.core._config import CoreConfig, CostFunction
+from edge_runtime.core._core import Core, Input
 from edge_runtime.core._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
-from edge_runtime.core._engine import CoreConfig, CostFunction
 from edge_runtime.core._errors import (
     CoreError,
     DependencyCycle,
@@ -22,13 +22,14 @@ from edge_runtime.core._errors import (
 )
 from edge_runtime.core._event import Event, decode_event, encode_event
 from edge_runtime.core._machine import (
-    STEP_MACHINE,
-    WORKFLOW_MACHINE,
+    STEP_TERMINAL,
     WORKFLOW_TERMINAL,
     Machine,
     Transition,
+    step_machine,
+    workflow_machine,
 )
-from edge_runtime.core._projection import Agent, StepRun, WorkflowRun
+from edge_runtime.core._state import Agent, FacilityState, StepRun, WorkflowRun
 from edge_runtime.core._template import (
     Compensation,
     RetryPolicy,
@@ -36,6 +37,7 @@ from edge_runtime.core._template import (
     Template,
     parse_template,
 )
+from edge_runtime.core._timers import Restarted, TimerFired
 from edge_runtime.core._views import (
     AgentView,
     StepView,
@@ -45,8 +47,7 @@ from edge_runtime.core._views import (
 )
 
 __all__ = [
-    "STEP_MACHINE",
-    "WORKFLOW_MACHINE",
+    "STEP_TERMINAL",
     "WORKFLOW_TERMINAL",
     "Agent",
     "AgentView",
@@ -62,6 +63,7 @@ __all__ = [
     "DependencyCycle",
     "Effect",
     "Event",
+    "FacilityState",
     "IllegalTransition",
     "Input",
     "Machine",
@@ -85,4 +87,6 @@ __all__ = [
     "encode_event",
     "encode_workflow_record",
     "parse_template",
+    "step_machine",
+    "workflow_machine",
 ]

@@ -5,6 +5,8 @@ States form a tree written as nested mappings; a state's path is dotted
 applies to every state below it. A destination that is a parent means its first leaf;
 ``HISTORY`` means "the leaf remembered when the last ``remember`` transition left".
 The table is compiled once into ``leaf -> event -> row`` so a transition is two dict lookups.
+Machines are built per core (``workflow_machine()``, ``step_machine()``): hooks added to one
+core's machine never reach another's.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from edge_runtime.core._errors import IllegalTransition
 
 __all__ = [
     "HISTORY",
-    "STEP_MACHINE",
     "STEP_TERMINAL",
-    "WORKFLOW_MACHINE",
     "WORKFLOW_TERMINAL",
     "Machine",
     "Stateful",
     "Transition",
+    "step_machine",
+    "workflow_machine",
 ]
 
 HISTORY = "<history>"
@@ -97,10 +99,6 @@ class Machine:
         """Events an operator may send in leaf ``state`` (internal ones left out), in order."""
         return tuple(e for e in self._table[state] if e not in self._internal)
 
-    def can(self, obj: Stateful, event: str) -> bool:
-        """Whether ``event`` is accepted now."""
-        return event in self._table[obj.state]
-
     def check(self, obj: Stateful, event: str) -> None:
         """Raise ``IllegalTransition`` naming the state and the accepted events, if refused."""
         if event not in self._table[obj.state]:
@@ -117,25 +115,23 @@ class Machine:
         assert row is not None
         dest, remember = row
         source = obj.state
+        history = obj.history
         if dest == HISTORY:
-            dest = obj.history or self.initial
-            obj.history = None
+            dest = history or self.initial
+            history = None
         elif remember:
-            obj.history = source
+            history = source
         hooks = self._before.get(event)
         if hooks:
-            for hook in hooks:
+            for hook in hooks:  # may raise to refuse: nothing has changed yet
                 hook(obj, source, dest)
+        obj.history = history
         obj.state = dest
         hooks = self._after.get(event)
         if hooks:
             for hook in hooks:
                 hook(obj, source, dest)
         return dest
-
-    def is_in(self, state: str, ancestor: str) -> bool:
-        """Whether leaf ``state`` is ``ancestor`` or below it."""
-        return _under(state, ancestor)
 
 
 def _under(path: str, ancestor: str) -> bool:
@@ -180,10 +176,7 @@ WORKFLOW_TREE: Tree = {
 }
 """DESIGN §5's hierarchy, exactly."""
 
-WORKFLOW_MACHINE = Machine(
-    "workflow",
-    WORKFLOW_TREE,
-    [
+WORKFLOW_TRANSITIONS: tuple[Transition, ...] = (
         Transition("start", "pending", "active.initializing", internal=True),
         # The executing substate summarises the running steps: these move between them.
         Transition("prepare", "active", "active.executing.step_preparation", internal=True),
@@ -201,10 +194,14 @@ WORKFLOW_MACHINE = Machine(
         Transition("cancel", ("pending", "active", "paused"), "cancelled"),
         Transition("fail", ("pending", "active", "paused"), "failed"),
         Transition("recover", "failed", "active.initializing"),
-    ],
-    initial="pending",
 )
-"""The workflow machine (DESIGN §5)."""
+"""The workflow machine's transitions (DESIGN §5)."""
+
+
+def workflow_machine() -> Machine:
+    """A new workflow machine (DESIGN §5) with hooks of its own: each core has one."""
+    return Machine("workflow", WORKFLOW_TREE, WORKFLOW_TRANSITIONS, initial="pending")
+
 
 WORKFLOW_TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -218,10 +215,7 @@ STEP_TREE: Tree = {
 
 _RUNNING = ("allocating", "assigned", "preparing", "executing", "validating", "cleanup")
 
-STEP_MACHINE = Machine(
-    "step",
-    STEP_TREE,
-    [
+STEP_TRANSITIONS: tuple[Transition, ...] = (
         Transition("ready", "pending", "ready"),
         Transition("allocate", "ready", "allocating"),
         Transition("assign", "allocating", "assigned"),
@@ -237,10 +231,13 @@ STEP_MACHINE = Machine(
         Transition("requeue", ("ready", *_RUNNING), "pending"),
         Transition("compensate", "done", "compensated"),
         Transition("reset", ("done", "failed", "skipped", "compensated"), "pending"),
-    ],
-    initial="pending",
 )
 """A step's own lifecycle (DESIGN §5)."""
+
+
+def step_machine() -> Machine:
+    """A new step machine with hooks of its own: each core has one."""
+    return Machine("step", STEP_TREE, STEP_TRANSITIONS, initial="pending")
 
 STEP_TERMINAL = frozenset({"done", "skipped", "compensated"})
 """Step states that let dependants go on (``failed`` waits for a retry or an operator)."""

@@ -1,4 +1,4 @@
-"""The projection as deterministic msgpack bytes, and back (DESIGN §4 snapshots).
+"""The facility state as deterministic msgpack bytes, and back (DESIGN §4 snapshots).
 
 Only what events set is stored; derived indexes (the allocation queue, the idle-agent
 lists) are rebuilt on load. Lists and insertion-ordered dicts keep the bytes identical for
@@ -13,15 +13,15 @@ from typing import Any
 import msgpack
 
 from edge_runtime.core._errors import CoreError
-from edge_runtime.core._projection import (
+from edge_runtime.core._state import (
     Agent,
-    Projection,
+    FacilityState,
     StepRun,
     WorkflowRun,
-    _compensation_step,
+    compensation_step,
 )
 
-__all__ = ["dump_projection", "load_projection"]
+__all__ = ["dump_state", "load_state"]
 
 _FORMAT = 2
 _ARCHIVED_CODE = {"completed": 0, "cancelled": 1}
@@ -51,21 +51,21 @@ def _workflow(wf: WorkflowRun) -> list[Any]:
     ]
 
 
-def dump_projection(p: Projection) -> bytes:
+def dump_state(p: FacilityState) -> bytes:
     """msgpack ``[format, facility, seq, hlc, agents, workflows, holds, commands, archived]``."""
     code = _ARCHIVED_CODE
     return msgpack.packb([
-        _FORMAT, p.facility, p._seq, p._hlc,
-        [_agent(a) for a in p._agents.values()],
-        [_workflow(wf) for wf in p._workflows.values()],
-        [[res, *holder] for res, holder in p._holds.items()],
-        list(p._commands),
-        {wid: code[state] for wid, state in p._archived.items()},
+        _FORMAT, p.facility, p.seq, p.hlc,
+        [_agent(a) for a in p.agents.values()],
+        [_workflow(wf) for wf in p.workflows.values()],
+        [[res, *holder] for res, holder in p.holds.items()],
+        list(p.commands),
+        {wid: code[state] for wid, state in p.archived.items()},
     ], use_bin_type=True)
 
 
-def load_projection(p: Projection, data: bytes) -> None:
-    """Fill the empty projection ``p`` from ``data``; ``CoreError`` if it does not fit."""
+def load_state(p: FacilityState, data: bytes) -> None:
+    """Fill the empty state ``p`` from ``data``; ``CoreError`` if it does not fit."""
     try:
         fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
         fmt = fields[0]
@@ -79,17 +79,17 @@ def load_projection(p: Projection, data: bytes) -> None:
         raise CoreError(f"snapshot does not decode: {exc}") from None
     if facility != p.facility:
         raise CoreError(f"snapshot is of facility {facility}, not {p.facility}")
-    p._seq, p._hlc = seq, hlc
+    p.seq, p.hlc = seq, hlc
     for row in agents:
         aid, kind, caps, liveness, online, status, node, battery, mode, e_stop, task, recent = row
-        a = p._agents[aid] = Agent(aid, kind, tuple(caps), liveness)
+        a = p.agents[aid] = Agent(aid, kind, tuple(caps), liveness)
         a.online, a.status, a.node, a.battery, a.mode, a.e_stop = (
             online, status, node, battery, mode, e_stop)
         a.task = (task[0], task[1]) if task else None
         for eid in recent:
             a.recent.append(eid)
             a.recent_ids[eid] = None
-        p._set_idle(a)
+        p.set_idle(a)
     for row in workflows:
         (wid, tkey, state, history, priority, deadline, wdata, order, awaiting, checkpoints,
          depends_on, dependents, rollback, reason, steps) = row[:15]
@@ -108,18 +108,18 @@ def load_projection(p: Projection, data: bytes) -> None:
             else:
                 comp = wf.template.step(comp_of).compensation
                 assert comp is not None
-                st = StepRun(_compensation_step(comp_of, comp), ())
+                st = StepRun(compensation_step(comp_of, comp), ())
             (st.id, st.state, st.attempt, st.failures, st.agent, st.outputs, st.error,
              st.retry_at, st.timeout_at, st.wait_until, st.progress, st.arrived, st.done_seq,
              st.avoid, st.comp_of, st.last_agent) = s[:16]
             st.preds = tuple(s[16])
             wf.steps[st.id] = st
             if st.state == "allocating":
-                p._enqueue(wf, st)
-        p._workflows[wid] = wf
+                p.enqueue(wf, st)
+        p.workflows[wid] = wf
     for res, wid, sid in holds:
-        p._holds[res] = (wid, sid)
+        p.holds[res] = (wid, sid)
     for cmd in commands:
-        p._commands[cmd] = None
+        p.commands[cmd] = None
     for wid, code in archived.items():
-        p._archived[wid] = _ARCHIVED_STATE[code]
+        p.archived[wid] = _ARCHIVED_STATE[code]

@@ -1,11 +1,14 @@
-"""What the facility's projection holds (DESIGN §4): agents, workflow runs, step runs and
-the indexes kept beside them (idle agents, allocation queue, resource holds, duplicate filters).
+"""The facility's state as plain data (DESIGN §4): ``FacilityState`` and what it holds.
 
-``ProjectionState`` owns that data and the primitive mutations that keep the indexes
-consistent (``_release``, ``_set_idle``, ``_enqueue`` …); how each *event* changes it is
-``_projection.Projection``. Nothing here reads a clock or iterates a ``set`` (hash order
-differs between processes): every collection that is iterated is a list or an
-insertion-ordered dict, so the same events give the same state.
+One explicit object: agents, workflow runs with their step runs, and the indexes kept
+beside them (idle agents, the allocation queue, resource holds, duplicate filters). Events
+change it through ``Projection.apply`` only; snapshots serialise it and replay rebuilds it.
+The few methods here keep the indexes consistent with the data (like a sorted container);
+they never decide anything.
+
+Nothing here reads a clock or iterates a ``set`` (hash order differs between processes):
+every collection that is iterated is a list or an insertion-ordered dict, so the same
+events give the same state.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge_runtime.core._errors import TemplateError
-from edge_runtime.core._machine import STEP_MACHINE, WORKFLOW_MACHINE, WORKFLOW_TERMINAL
 from edge_runtime.core._template import Compensation, Step, Template
 
-__all__ = [
-    "Agent", "ProjectionState", "StepRun", "WorkflowRun", "_compensation_step", "is_terminal",
-]
+__all__ = ["Agent", "FacilityState", "QueueKey", "StepRun", "WorkflowRun", "compensation_step"]
+
+QueueKey = tuple[int, int, int, str, str]
+"""Allocation order of a waiting step: (-priority, workflow order, step position, ids)."""
 
 
 class Agent:
-    """What the edge knows of one agent (read-only outside the projection)."""
+    """What the edge knows of one agent."""
 
     __slots__ = (
         "battery", "caps", "e_stop", "id", "kind", "liveness", "mode", "node", "online",
@@ -63,25 +66,9 @@ class StepRun:
     """One step of one workflow: its lifecycle state and attempt bookkeeping."""
 
     __slots__ = (
-        "agent",
-        "arrived",
-        "attempt",
-        "avoid",
-        "comp_of",
-        "done_seq",
-        "error",
-        "failures",
-        "history",
-        "id",
-        "last_agent",
-        "outputs",
-        "preds",
-        "progress",
-        "retry_at",
-        "spec",
-        "state",
-        "timeout_at",
-        "wait_until",
+        "agent", "arrived", "attempt", "avoid", "comp_of", "done_seq", "error", "failures",
+        "history", "id", "last_agent", "outputs", "preds", "progress", "retry_at", "spec",
+        "state", "timeout_at", "wait_until",
     )
 
     def __init__(self, spec: Step, preds: tuple[str, ...]) -> None:
@@ -118,23 +105,9 @@ class WorkflowRun:
     """One workflow instance."""
 
     __slots__ = (
-        "awaiting",
-        "checkpoints",
-        "created_hlc",
-        "data",
-        "deadline",
-        "dependents",
-        "depends_on",
-        "ended_hlc",
-        "history",
-        "id",
-        "order",
-        "priority",
-        "reason",
-        "rollback",
-        "state",
-        "steps",
-        "template",
+        "awaiting", "checkpoints", "created_hlc", "data", "deadline", "dependents",
+        "depends_on", "ended_hlc", "history", "id", "order", "priority", "reason", "rollback",
+        "state", "steps", "template",
     )
 
     def __init__(
@@ -143,7 +116,7 @@ class WorkflowRun:
     ) -> None:
         self.id = workflow_id
         self.template = template
-        self.state = WORKFLOW_MACHINE.initial
+        self.state = "pending"
         self.history: str | None = None
         self.priority = priority
         self.deadline = deadline
@@ -167,58 +140,39 @@ class WorkflowRun:
         self.ended_hlc = 0
         """HLC of the event that ended it (completed, failed, cancelled); 0 while it runs."""
 
-    def step_key(self, st: StepRun) -> tuple[int, int, int, str, str]:
+    def step_key(self, st: StepRun) -> QueueKey:
         """Allocation order: higher priority, older workflow, earlier step first."""
-        index = self.template._index.get(st.id, 1000 + len(st.id))
-        return (-self.priority, self.order, index, self.id, st.id)
+        return (-self.priority, self.order, self.template.position(st.id), self.id, st.id)
 
 
-# How a workflow's active substate summarises its steps (lowest rank wins).
-_RANK = {
-    "executing": 0, "validating": 1, "cleanup": 2, "assigned": 3, "preparing": 3,
-    "ready": 5, "allocating": 5, "failed": 5,
-}
-_RANK_EVENT = ("execute", "validate", "clean_up", "prepare", "synchronize", "wait_resource")
-_RANK_DEST = (
-    "active.executing.step_execution", "active.executing.step_validation",
-    "active.executing.step_cleanup", "active.executing.step_preparation",
-    "active.synchronizing", "active.waiting_for_resource",
-)
+class FacilityState:
+    """Everything the facility's events say: the one state object of a core."""
 
-
-class ProjectionState:
-    """Agents, workflows, resource holds, the allocation queue and the duplicate filters.
-
-    Subclassed by ``Projection`` (the event appliers); never changed except through it.
-    """
-
-    def __init__(
-        self, facility: str, templates: Mapping[str, Template], dedup_window: int,
-        command_window: int, max_checkpoints: int,
-    ) -> None:
+    def __init__(self, facility: str, templates: Mapping[str, Template]) -> None:
         self.facility = facility
-        self._templates: dict[str, Template] = {}
+        self.templates: dict[str, Template] = {}
+        """By ``name@version``, and by ``name`` for the newest version."""
         for template in templates.values():
-            self._templates[template.key] = template
-            best = self._templates.get(template.name)
+            self.templates[template.key] = template
+            best = self.templates.get(template.name)
             if best is None or best.version < template.version:
-                self._templates[template.name] = template
-        self._dedup_window = dedup_window
-        self._command_window = command_window
-        self._max_checkpoints = max_checkpoints
-        self._seq = 0
-        self._hlc = 0
-        self._agents: dict[str, Agent] = {}
-        self._idle: dict[str, list[str]] = {}
+                self.templates[template.name] = template
+        self.seq = 0
+        """Seq of the last event applied (0 before any)."""
+        self.hlc = 0
+        """HLC of the last event applied."""
+        self.agents: dict[str, Agent] = {}
+        self.idle: dict[str, list[str]] = {}
         """Available agents by kind, sorted by id."""
-        self._workflows: dict[str, WorkflowRun] = {}
-        self._holds: dict[str, tuple[str, str]] = {}
+        self.workflows: dict[str, WorkflowRun] = {}
+        """Workflows in memory (not archived), oldest first."""
+        self.holds: dict[str, tuple[str, str]] = {}
         """Resource name -> (workflow, step) holding it."""
-        self._queue: list[tuple[int, int, int, str, str]] = []
+        self.queue: list[QueueKey] = []
         """Steps waiting for an agent or a resource, in allocation order."""
-        self._commands: dict[str, None] = {}
+        self.commands: dict[str, None] = {}
         """Recent hub command ids, oldest first (duplicate filter window)."""
-        self._archived: dict[str, str] = {}
+        self.archived: dict[str, str] = {}
         """Archived workflows, in archive order: id -> ``completed`` or ``cancelled``.
 
         All that stays in memory of a finished workflow (its record is in the store): enough
@@ -228,70 +182,24 @@ class ProjectionState:
 
     # --- reading ----------------------------------------------------------------------
 
-    @property
-    def last_seq(self) -> int:
-        """Seq of the last event applied (0 before any)."""
-        return self._seq
-
-    @property
-    def last_hlc(self) -> int:
-        """HLC of the last event applied."""
-        return self._hlc
-
-    def _state_of(self, workflow_id: str) -> str | None:
+    def state_of(self, workflow_id: str) -> str | None:
         """State of a live or archived workflow; ``None`` if there never was one."""
-        wf = self._workflows.get(workflow_id)
-        return wf.state if wf is not None else self._archived.get(workflow_id)
+        wf = self.workflows.get(workflow_id)
+        return wf.state if wf is not None else self.archived.get(workflow_id)
 
     def template(self, ref: str) -> Template:
         """The template ``name`` (newest version) or ``name@version``."""
         try:
-            return self._templates[ref]
+            return self.templates[ref]
         except KeyError:
-            known = ", ".join(sorted(k for k in self._templates if "@" not in k)) or "none"
+            known = ", ".join(sorted(k for k in self.templates if "@" not in k)) or "none"
             raise TemplateError(f"unknown template {ref!r}; known: {known}") from None
 
     # --- keeping the indexes consistent -------------------------------------------------
 
-    def _remember(self, agent: Agent, eid: str) -> None:
-        agent.recent.append(eid)
-        agent.recent_ids[eid] = None
-        if len(agent.recent) > self._dedup_window:
-            del agent.recent_ids[agent.recent.popleft()]
-
-    def _step_fire(self, wf: WorkflowRun, st: StepRun, event: str) -> None:
-        STEP_MACHINE.fire(st, event)
-        self.transitions += 1
-        self._summarise(wf)
-
-    def _summarise(self, wf: WorkflowRun) -> None:
-        """Move the workflow's active substate to what its steps are doing."""
-        rank = 9
-        for st in wf.steps.values():
-            r = _RANK.get(st.state, 9)
-            if r == 0 and st.spec.kind == "sync":
-                r = 4
-            elif r == 9 and st.retry_at is not None:
-                r = 5
-            if r < rank:
-                rank = r
-                if r == 0:
-                    break
-        if rank == 9:
-            return
-        state = wf.state
-        if state == "paused":
-            wf.history = _RANK_DEST[rank]
-        elif state.startswith("active.") and state != _RANK_DEST[rank]:
-            WORKFLOW_MACHINE.fire(wf, _RANK_EVENT[rank])
-            self.transitions += 1
-
-    def _wf_fire(self, wf: WorkflowRun, event: str) -> None:
-        WORKFLOW_MACHINE.fire(wf, event)
-        self.transitions += 1
-
-    def _set_idle(self, agent: Agent) -> None:
-        idle = self._idle.setdefault(agent.kind, [])
+    def set_idle(self, agent: Agent) -> None:
+        """Put ``agent`` in, or take it out of, the idle list of its kind."""
+        idle = self.idle.setdefault(agent.kind, [])
         i = bisect.bisect_left(idle, agent.id)
         present = i < len(idle) and idle[i] == agent.id
         if agent.available and not present:
@@ -299,43 +207,37 @@ class ProjectionState:
         elif present and not agent.available:
             del idle[i]
 
-    def _enqueue(self, wf: WorkflowRun, st: StepRun) -> None:
-        bisect.insort(self._queue, wf.step_key(st))
+    def enqueue(self, wf: WorkflowRun, st: StepRun) -> None:
+        """``st`` waits for an agent or a resource."""
+        bisect.insort(self.queue, wf.step_key(st))
 
-    def _dequeue(self, wf: WorkflowRun, st: StepRun) -> None:
+    def dequeue(self, wf: WorkflowRun, st: StepRun) -> None:
+        """``st`` no longer waits (no-op if it did not)."""
         key = wf.step_key(st)
-        i = bisect.bisect_left(self._queue, key)
-        if i < len(self._queue) and self._queue[i] == key:
-            del self._queue[i]
+        i = bisect.bisect_left(self.queue, key)
+        if i < len(self.queue) and self.queue[i] == key:
+            del self.queue[i]
 
-    def _release(self, wf: WorkflowRun, st: StepRun) -> None:
+    def release(self, wf: WorkflowRun, st: StepRun) -> None:
         """Free the step's agent and resources, and forget its timers."""
         if st.agent is not None:
-            agent = self._agents[st.agent]
+            agent = self.agents[st.agent]
             if agent.task == (wf.id, st.id):
                 agent.task = None
-                self._set_idle(agent)
+                self.set_idle(agent)
             st.last_agent = st.agent
             st.agent = None
         for res in st.spec.resources:
-            if self._holds.get(res) == (wf.id, st.id):
-                del self._holds[res]
+            if self.holds.get(res) == (wf.id, st.id):
+                del self.holds[res]
         st.timeout_at = None
         st.wait_until = None
 
-    def _idle_remove(self, agent: Agent) -> None:
-        agent.online = False
-        self._set_idle(agent)
 
-
-def _compensation_step(step_id: str, comp: Compensation) -> Step:
+def compensation_step(step_id: str, comp: Compensation) -> Step:
+    """The step that undoes ``step_id`` (``<id>.undo``), from its template's compensation."""
     return Step(
         id=f"{step_id}.undo", kind=comp.kind, action=comp.action,
         capabilities=comp.capabilities, location=comp.location, params=comp.params,
         timeout_s=comp.timeout_s,
     )
-
-
-def is_terminal(wf: WorkflowRun) -> bool:
-    """Whether the workflow ended (completed, failed or cancelled)."""
-    return wf.state in WORKFLOW_TERMINAL

@@ -116,11 +116,6 @@ class Step(_Model):
         extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
     )
 
-    @property
-    def needs_agent(self) -> bool:
-        """Whether the step is allocated to an agent."""
-        return self.kind in AGENT_STEP_KINDS
-
 
 class Template(_Model):
     """A versioned workflow template."""
@@ -231,9 +226,14 @@ class Template(_Model):
         """The step ``step_id`` (``KeyError`` if unknown)."""
         return self.steps[self._index[step_id]]
 
-    def has_step(self, step_id: str) -> bool:
-        """Whether the template declares ``step_id``."""
-        return step_id in self._index
+    def position(self, step_id: str) -> int:
+        """Where ``step_id`` stands in ``steps`` (allocation order among a workflow's steps);
+        a compensation step (not declared) comes after every declared one."""
+        return self._index.get(step_id, 1000 + len(step_id))
+
+    def branch_owner(self, step_id: str) -> str | None:
+        """The decision step whose ``then``/``else`` branch holds ``step_id``, if any."""
+        return self._branch_of.get(step_id)
 
     def sync_point(self, step_id: str) -> str | None:
         """The sync step whose ``participants`` list ``step_id``, if any (at most one)."""

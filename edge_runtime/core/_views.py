@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 
 from edge_runtime.core._errors import CoreError
-from edge_runtime.core._projection import Agent, StepRun, WorkflowRun
+from edge_runtime.core._state import Agent, StepRun, WorkflowRun
 
 __all__ = [
     "AgentView", "StepView", "WorkflowView", "agent_view", "decode_workflow_record",
