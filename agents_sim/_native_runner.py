@@ -27,7 +27,8 @@ from typing import Any, Literal
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agents_sim._native_behaviour import AgentBehaviour, AgentSpec, Outgoing
+from agents_sim._native_behaviour import AgentBehaviour
+from agents_sim._native_spec import AgentSpec, Outgoing
 from topics import ProtocolError, agent_topic, decode_agent_command, encode
 
 __all__ = ["Credentials", "FleetRunner", "mixed_fleet"]

@@ -5,15 +5,9 @@ many of them on a real broker (one connection each, or multiplexed for benchmark
 See ``docs/agents-native.md``.
 """
 
-from agents_sim._native_behaviour import (
-    DEFAULT_DURATION_S,
-    AgentBehaviour,
-    AgentSpec,
-    Failure,
-    Outgoing,
-    ai_outputs,
-)
+from agents_sim._native_behaviour import AgentBehaviour, ai_outputs
 from agents_sim._native_runner import Credentials, FleetRunner, mixed_fleet
+from agents_sim._native_spec import DEFAULT_DURATION_S, AgentSpec, Failure, Outgoing
 
 __all__ = [
     "DEFAULT_DURATION_S",

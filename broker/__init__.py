@@ -1,4 +1,5 @@
-"""Embedded MQTT broker (amqtt) with Fleetflow's users and topic ACL; Mosquitto config."""
+"""Embedded MQTT broker (amqtt) with Fleetflow's users and topic ACL; Mosquitto config and
+the one Mosquitto launcher (``mosquitto``) that tests and benchmarks use."""
 
 from broker._acl import (
     ROLES,
@@ -13,6 +14,7 @@ from broker._acl import (
     topic_matches,
 )
 from broker._mosquitto import Bridge, mosquitto_acl, write_mosquitto_config
+from broker._mosquitto_process import MOSQUITTO_PATH, find_mosquitto, mosquitto
 from broker._passwd import (
     DEFAULT_ITERATIONS,
     PasswdError,
@@ -21,11 +23,19 @@ from broker._passwd import (
     hash_password,
     verify_password,
 )
-from broker._process import BrokerProcess, BrokerStartError, die_with_parent, mqtt_ready
+from broker._process import (
+    BrokerProcess,
+    BrokerStartError,
+    die_with_parent,
+    free_port,
+    mqtt_ready,
+    stop_process,
+)
 from broker._server import BrokerSettings, PortInUseError, amqtt_config, run_broker, serve
 
 __all__ = [
     "DEFAULT_ITERATIONS",
+    "MOSQUITTO_PATH",
     "ROLES",
     "Access",
     "Action",
@@ -44,12 +54,16 @@ __all__ = [
     "amqtt_config",
     "die_with_parent",
     "filter_covers",
+    "find_mosquitto",
+    "free_port",
     "hash_password",
+    "mosquitto",
     "mosquitto_acl",
     "mqtt_ready",
     "rules",
     "run_broker",
     "serve",
+    "stop_process",
     "topic_matches",
     "verify_password",
     "write_mosquitto_config",

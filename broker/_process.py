@@ -1,4 +1,5 @@
-"""``BrokerProcess``: the embedded broker as a child process (``python -m fleetflow broker``)."""
+"""``BrokerProcess``: the embedded broker as a child process (``python -m fleetflow broker``),
+and the small process and port helpers every launcher of ours shares."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["BrokerProcess", "BrokerStartError", "mqtt_ready"]
+__all__ = [
+    "BrokerProcess",
+    "BrokerStartError",
+    "die_with_parent",
+    "free_port",
+    "mqtt_ready",
+    "stop_process",
+]
 
 # MQTT 3.1.1 CONNECT: clean session, keep-alive 60, empty client id, no credentials.
 # Any CONNACK (even "not authorized") proves the broker is serving MQTT.
@@ -37,6 +45,29 @@ def mqtt_ready(host: str, port: int, timeout: float = 1.0) -> bool:
             return s.recv(4)[:1] == b"\x20"
     except OSError:
         return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now (the OS picks it).
+
+    Another process may take it before the caller binds it; tests and benchmarks accept
+    that small race for the sake of running side by side.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """Stop a child process: SIGTERM, then SIGKILL after ``timeout``; returns its status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -156,15 +187,9 @@ class BrokerProcess:
         proc = self.process
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        status = stop_process(proc, timeout)
         self._cleanup()
-        return proc.returncode
+        return status
 
     def _output(self) -> str:
         assert self._log is not None

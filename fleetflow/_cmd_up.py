@@ -1,15 +1,15 @@
 """``fleetflow up``: the whole system on one machine, on embedded defaults (DESIGN §10).
 
 Starts, in order: the embedded broker (own process) with generated per-component
-credentials, one edge runtime per demo facility (own process), and a simulated fleet that
-works demo workflows created every few seconds. Ctrl-C (or SIGTERM) stops everything, in
-reverse order.
+credentials, one edge runtime per demo facility (own process), and a simulated fleet
+(``agents_sim.native``) that works demo workflows created every few seconds by a scripted
+planner (``agents_sim.planner``, standing in for the hub). Ctrl-C (or SIGTERM) stops
+everything, in reverse order. This module only wires those parts together.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import secrets
 import signal
@@ -17,13 +17,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from fleetflow._errors import CliError
+
+if TYPE_CHECKING:
+    from agents_sim.native import FleetRunner
+    from agents_sim.planner import DemoPlanner
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,8 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     broker = BrokerProcess(args.host, args.port, data / "passwd",
                            log_file=data / "logs" / "broker.log")
     edges: dict[str, subprocess.Popen[bytes]] = {}
-    runners: list[Any] = []
-    feeder: threading.Thread | None = None
+    runners: list[FleetRunner] = []
+    planner: DemoPlanner | None = None
     try:
         try:
             broker.start()
@@ -157,9 +160,11 @@ def _run(args: argparse.Namespace) -> int:
             runners.append(runner)
             print(f"fleet       {len(specs)} simulated agents in {facility!r}", flush=True)
         if args.workflow_every > 0 and any(fleets.values()):
-            feeder = threading.Thread(target=_feed_workflows, daemon=True, args=(
-                args, facilities, demo_templates, secrets_["hub"], stop))
-            feeder.start()
+            from agents_sim.planner import DemoPlanner
+
+            planner = DemoPlanner(args.host, args.port, facilities, demo_templates,
+                                  every_s=args.workflow_every, password=secrets_["hub"],
+                                  client_id="up-demo-planner").start()
             print(f"workflows   one demo workflow every {args.workflow_every:g} s "
                   f"({', '.join(demo_templates)})", flush=True)
         print("hub API     not part of this build yet (see docs/)", flush=True)
@@ -174,6 +179,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         print("stopping…", flush=True)
+        if planner is not None:
+            planner.stop()
         for runner in runners:
             runner.stop()
         for proc in edges.values():
@@ -205,69 +212,18 @@ def _start_edge(args: argparse.Namespace, facility: str, index: int, url: str,
                             start_new_session=True, preexec_fn=die_with_parent)
 
 
-def _hub_client(password: str, name: str) -> Any:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name,
-                         protocol=mqtt.MQTTv311)
-    client.username_pw_set("hub", password)
-    return client
-
-
 def _wait_edge_online(args: argparse.Namespace, facility: str, hub_password: str,
                       proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """Wait for the edge's retained online status (what the hub would see)."""
-    from topics import ProtocolError, decode_edge_status, edge_topic
+    from agents_sim.planner import wait_edge_online
 
-    online = threading.Event()
-
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        try:
-            if decode_edge_status(msg.payload).online:
-                online.set()
-        except ProtocolError:
-            pass
-
-    client = _hub_client(hub_password, f"up-wait-{facility}")
-    client.on_connect = lambda c, *_: c.subscribe(edge_topic(facility, "status"), qos=1)
-    client.on_message = on_message
-    client.connect_async(args.host, args.port)
-    client.loop_start()
-    try:
-        deadline = time.monotonic() + timeout
-        while not online.wait(0.2):
-            if proc.poll() is not None:
-                raise CliError(f"the edge of {facility!r} exited with status {proc.returncode}"
-                               f" at start; see {Path(args.data) / 'logs'}")
-            if time.monotonic() > deadline:
-                raise CliError(f"the edge of {facility!r} did not come online within "
-                               f"{timeout:g} s; see {Path(args.data) / 'logs'}")
-    finally:
-        client.loop_stop()
-        client.disconnect()
-
-
-def _feed_workflows(args: argparse.Namespace, facilities: list[str], names: list[str],
-                    hub_password: str, stop: threading.Event) -> None:
-    """Create demo workflows round-robin over facilities and templates, as the hub would."""
-    from topics import HubCommand, edge_topic, encode
-
-    client = _hub_client(hub_password, "up-demo-planner")
-    client.connect_async(args.host, args.port)
-    client.loop_start()
-    run = secrets.token_hex(3)
-    try:
-        for n in itertools.count(1):
-            if stop.wait(args.workflow_every):
-                return
-            facility = facilities[n % len(facilities)]
-            template = names[n % len(names)]
-            command = HubCommand(
-                command_id=f"demo-{run}-{n}", action="create_workflow",
-                args={"template": template, "workflow_id": f"wf-{run}-{n}", "priority": 1},
-                ts=time.time())
-            client.publish(edge_topic(facility, "cmd"), encode(command), qos=1)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+    online = wait_edge_online(args.host, args.port, facility, password=hub_password,
+                              timeout=timeout, give_up=lambda: proc.poll() is not None,
+                              client_id=f"up-wait-{facility}")
+    if online:
+        return
+    if proc.poll() is not None:
+        raise CliError(f"the edge of {facility!r} exited with status {proc.returncode}"
+                       f" at start; see {Path(args.data) / 'logs'}")
+    raise CliError(f"the edge of {facility!r} did not come online within "
+                   f"{timeout:g} s; see {Path(args.data) / 'logs'}")

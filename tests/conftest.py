@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: free ports, the Mosquitto requirement, a Mosquitto."""
+"""Fixtures shared by the whole suite: free ports, required tools, a Mosquitto, and the
+Hypothesis profiles ("ci" when the CI variable is set, else "dev")."""
 
 from __future__ import annotations
 
@@ -7,11 +8,32 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+from hypothesis import HealthCheck, settings
 
-from bench._e2e_wire import free_port as free_port  # re-exported for the tests
-from bench._e2e_wire import mosquitto
+from broker import free_port as free_port  # re-exported for the tests
+from broker import mosquitto
+
+# Timing is not what these tests check (``fleetflow bench`` measures speed): no deadlines.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def missing(what: str, install: str) -> NoReturn:
+    """Skip a test for lack of ``what``; fail it instead when FLEETFLOW_REQUIRE_MOSQUITTO=1
+    (CI), so that no area of the suite is skipped there unnoticed."""
+    if os.environ.get("FLEETFLOW_REQUIRE_MOSQUITTO") == "1":
+        pytest.fail(f"{what} is required (FLEETFLOW_REQUIRE_MOSQUITTO=1) but missing: {install}")
+    pytest.skip(f"{what} is missing ({install})")
+
+
+def require_tool(name: str, install: str) -> str:
+    """Path of the command-line tool ``name``; if absent, see :func:`missing`."""
+    return shutil.which(name) or missing(name, install)
 
 
 @pytest.fixture
@@ -23,14 +45,9 @@ def port() -> int:
 @pytest.fixture(scope="session")
 def mosquitto_bin() -> str:
     """Path of the ``mosquitto`` binary; skips without it unless FLEETFLOW_REQUIRE_MOSQUITTO=1."""
-    path = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
-    )
-    if path is None:
-        if os.environ.get("FLEETFLOW_REQUIRE_MOSQUITTO") == "1":
-            pytest.fail("mosquitto is required (FLEETFLOW_REQUIRE_MOSQUITTO=1) but not installed")
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    return path
+    if shutil.which("mosquitto") is None and os.path.exists("/usr/sbin/mosquitto"):
+        return "/usr/sbin/mosquitto"  # Debian puts it off a user's PATH
+    return require_tool("mosquitto", "apt-get install mosquitto")
 
 
 @contextmanager

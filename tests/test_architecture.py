@@ -18,9 +18,7 @@ def _sources(*roots: str) -> list[Path]:
 
 def _package_of(path: Path) -> str:
     """Dotted package a file belongs to (``edge_runtime.core`` for ``edge_runtime/core/x.py``)."""
-    rel = path.relative_to(ROOT).with_suffix("")
-    parts = rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1]
-    return ".".join(parts)
+    return ".".join(path.relative_to(ROOT).parts[:-1])
 
 
 def _imported(tree: ast.AST) -> list[tuple[int, str]]:

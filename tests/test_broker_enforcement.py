@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import queue
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from broker import BrokerProcess, Identity, PasswordFile, mqtt_ready, write_mosquitto_config
-from tests.conftest import free_port
+from broker import (
+    BrokerProcess,
+    Identity,
+    PasswordFile,
+    free_port,
+    mosquitto,
+    write_mosquitto_config,
+)
 
 USERS = {
     "ops": Identity("ops", "admin"),
@@ -44,17 +49,6 @@ def make_passwd(path: Path) -> PasswordFile:
     return pf
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until a broker answers MQTT on ``port``."""
-    deadline = time.monotonic() + 10
-    while not mqtt_ready("127.0.0.1", port):
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"broker exited: {proc.stderr.read() if proc.stderr else ''!r}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no broker on port {port}")
-        time.sleep(0.05)
-
-
 @pytest.fixture(
     scope="module",
     params=["amqtt", pytest.param("mosquitto", marks=pytest.mark.mosquitto)],
@@ -72,18 +66,8 @@ def broker_port(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     binary = request.getfixturevalue("mosquitto_bin")
     conf = write_mosquitto_config(tmp / "mosquitto", pf, host="127.0.0.1", port=port,
                                   run_as=getpass.getuser())
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        wait_ready(port, proc)
+    with mosquitto(conf, port, binary):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Client:

@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from bench._e2e_wire import mosquitto
-from broker import BrokerProcess, Identity, PasswordFile, write_mosquitto_config
-from tests.conftest import free_port
+from broker import (
+    BrokerProcess,
+    Identity,
+    PasswordFile,
+    free_port,
+    mosquitto,
+    write_mosquitto_config,
+)
 from tests.test_broker_cli import cert, tls_connect_codes  # noqa: F401 (fixture)
 from tests.test_broker_enforcement import Client, password
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agents_sim.native import AgentSpec, FleetRunner
-from bench._e2e_wire import Wire, start_broker, stop_process
+from bench.wire import Wire, start_broker
+from broker import stop_process
 from topics import EdgeEvent, HubCommand, decode_edge_event, edge_topic, encode
 
 F = "f1"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import getpass
 import queue
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agents_sim.native import AgentSpec, Failure, FleetRunner, mixed_fleet
-from broker import Identity, PasswordFile, mqtt_ready, write_mosquitto_config
+from broker import Identity, PasswordFile, mosquitto, write_mosquitto_config
 from topics import (
     AgentConn,
     Assign,
@@ -29,26 +28,10 @@ pytestmark = pytest.mark.mosquitto
 F = "plant1"
 
 
-def _spawn(mosquitto_bin: str, conf: Path, port: int) -> subprocess.Popen[bytes]:
-    if os.geteuid() == 0:
-        # As root Mosquitto drops to user "mosquitto", who cannot read our private files.
-        conf.write_text(conf.read_text() + "user root\n")
-    proc = subprocess.Popen([mosquitto_bin, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not mqtt_ready("127.0.0.1", port):
-        assert proc.poll() is None and time.monotonic() < deadline, "mosquitto did not start"
-        time.sleep(0.05)
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def _private_mosquitto(tmp_path: Path, passwd: PasswordFile, port: int) -> Path:
+    """Mosquitto files with our users and ACL; run as this user, who can read them."""
+    return write_mosquitto_config(tmp_path / "m", passwd, host="127.0.0.1", port=port,
+                                  run_as=getpass.getuser())
 
 
 class Edge:
@@ -203,9 +186,8 @@ def test_agents_with_acl_credentials(mosquitto_bin: str, port: int, tmp_path: Pa
     passwd = PasswordFile(tmp_path / "passwd")
     passwd.add(Identity("r1", "agent", facility=F), "pw-r1-secret", iterations=1000)
     passwd.add(Identity("edge1", "edge", facility=F), "pw-edge-secret", iterations=1000)
-    conf = write_mosquitto_config(tmp_path / "m", passwd, host="127.0.0.1", port=port)
-    proc = _spawn(mosquitto_bin, conf, port)
-    try:
+    conf = _private_mosquitto(tmp_path, passwd, port)
+    with mosquitto(conf, port, mosquitto_bin):
         edge = Edge(port, user=("edge1", "pw-edge-secret"))
         runner = FleetRunner(F, [AgentSpec("r1", progress_steps=0)], port=port,
                              credentials=lambda a: (a, f"pw-{a}-secret"))
@@ -216,20 +198,15 @@ def test_agents_with_acl_credentials(mosquitto_bin: str, port: int, tmp_path: Pa
         finally:
             runner.stop()
             edge.close()
-    finally:
-        _stop(proc)
 
 
 def test_wrong_password_fails_to_start(mosquitto_bin: str, port: int, tmp_path: Path) -> None:
     """An agent refused by the broker makes start() raise a clear TimeoutError."""
     passwd = PasswordFile(tmp_path / "passwd")
     passwd.add(Identity("r1", "agent", facility=F), "pw-r1-secret", iterations=1000)
-    conf = write_mosquitto_config(tmp_path / "m", passwd, host="127.0.0.1", port=port)
-    proc = _spawn(mosquitto_bin, conf, port)
-    try:
+    conf = _private_mosquitto(tmp_path, passwd, port)
+    with mosquitto(conf, port, mosquitto_bin):
         runner = FleetRunner(F, [AgentSpec("r1")], port=port,
                              credentials=lambda a: (a, "wrong"))
         with pytest.raises(TimeoutError, match="did not connect"):
             runner.start(timeout=2)
-    finally:
-        _stop(proc)

@@ -1,4 +1,4 @@
-"""`fleetflow up` starts the whole system, serves, and stops it cleanly."""
+"""`fleetflow up` starts the whole system, serves, and stops it cleanly; its scripted planner."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from broker import mqtt_ready
-from tests.conftest import free_port
+import pytest
+
+from agents_sim.planner import DemoPlanner, wait_edge_online
+from bench.wire import Wire
+from broker import free_port, mqtt_ready
+from topics import EdgeStatus, decode_hub_command, edge_topic, encode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,3 +104,39 @@ def test_killed_up_leaves_no_broker_or_edge_behind(tmp_path: Path) -> None:
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+def test_demo_planner_creates_workflows_round_robin() -> None:
+    """Workflow n goes to facility n and template n (modulo), with fresh ids per planner."""
+    planner = DemoPlanner("127.0.0.1", 1, ["f1", "f2"], ["a", "b", "c"], every_s=1.0)
+    made = [planner.command(n, 0.0) for n in (1, 2, 3)]
+    assert [t for t, _ in made] == ["fleetflow/v1/f2/edge/cmd", "fleetflow/v1/f1/edge/cmd",
+                                    "fleetflow/v1/f2/edge/cmd"]
+    assert [c.args["template"] for _, c in made] == ["b", "c", "a"]
+    assert {c.action for _, c in made} == {"create_workflow"}
+    assert made[0][1].command_id == f"demo-{planner.run}-1"
+    assert DemoPlanner("127.0.0.1", 1, ["f1"], ["a"], every_s=1.0).run != planner.run
+
+
+@pytest.mark.mosquitto
+def test_planner_waits_for_the_edge_and_sends_its_commands(mosquitto_port: int) -> None:
+    """``wait_edge_online`` sees a retained online status (and gives up without one);
+    ``DemoPlanner`` publishes decodable hub commands on the edge's ``cmd`` topic."""
+    port = mosquitto_port
+    assert not wait_edge_online("127.0.0.1", port, "f1", username=None, timeout=0.5)
+    assert not wait_edge_online("127.0.0.1", port, "f1", username=None, timeout=30,
+                                give_up=lambda: True)
+    status = Wire(port, "status", [])
+    status.publish(edge_topic("f1", "status"), encode(EdgeStatus(facility="f1", online=True)),
+                   qos=1, retain=True).wait_for_publish(5)
+    status.close()
+    assert wait_edge_online("127.0.0.1", port, "f1", username=None, timeout=10)
+    hub = Wire(port, "edge-f1", [(edge_topic("f1", "cmd"), 1)])
+    try:
+        with DemoPlanner("127.0.0.1", port, ["f1"], ["t"], every_s=0.05, username=None):
+            topic, payload, _ = hub.inbox.get(timeout=10)
+        assert topic == edge_topic("f1", "cmd")
+        command = decode_hub_command(payload)
+        assert command.action == "create_workflow" and command.args["template"] == "t"
+    finally:
+        hub.close()

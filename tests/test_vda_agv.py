@@ -52,7 +52,7 @@ def last_state(outs: list[Out]) -> dict[str, Any]:
 def run(model: AgvModel, until: float, dt: float = 0.1) -> list[Out]:
     """Step the AGV in virtual time; every output must validate."""
     outs: list[Out] = []
-    t = model._t
+    t = model.now
     while t < until:
         t = min(until, t + dt)
         for kind, msg in model.step(t):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from broker import stop_process
 from edge_runtime.vda5050 import (
     ActionSpec,
     PathNode,
@@ -42,16 +42,6 @@ def start_agv(port: int, serial: str, version: str = "2.1.0") -> subprocess.Pope
          "--serial", serial, "--version", version, "--node", "n0", "--x", "0", "--y", "0",
          "--speed", "4", "--action-s", "1", "--state-interval", "1"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class MasterLoop:
@@ -129,7 +119,7 @@ def test_a_robot_step_drives_three_nodes_and_picks(mosquitto_port: int, version:
         assert elapsed < 15
     finally:
         loop.close()
-        stop(agv)
+        stop_process(agv, 5)
 
 
 def test_a_killed_agv_is_reported_lost_by_its_will(mosquitto_port: int) -> None:
@@ -150,7 +140,7 @@ def test_a_killed_agv_is_reported_lost_by_its_will(mosquitto_port: int) -> None:
         assert failed.error_type == "agv_lost" and failed.retryable
     finally:
         loop.close()
-        stop(agv)
+        stop_process(agv, 5)
 
 
 def test_a_graceful_stop_announces_offline(mosquitto_port: int) -> None:
@@ -159,9 +149,9 @@ def test_a_graceful_stop_announces_offline(mosquitto_port: int) -> None:
     loop = MasterLoop(mosquitto_port, VdaMaster())
     try:
         loop.run_until(VdaAgvOnline, 10)
-        stop(agv)
+        stop_process(agv, 5)
         assert agv.returncode == 0, agv.stderr.read() if agv.stderr else b""
         assert loop.run_until(VdaAgvLost, 10).reason == "OFFLINE"
     finally:
         loop.close()
-        stop(agv)
+        stop_process(agv, 5)

@@ -93,7 +93,8 @@ class Step(_Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     compensation: Compensation | None = None
     safety: tuple[Identifier, ...] = ()
-    """Safety tags, e.g. ``exclusive_zone``; read by the conflict rules."""
+    """Safety tags, e.g. ``exclusive_zone``. Recorded with the step; nothing acts on them yet
+    (conflict rules are not built)."""
     after: tuple[Identifier, ...] = ()
     when: str | None = Field(default=None, max_length=1024)
     resources: tuple[Identifier, ...] = ()

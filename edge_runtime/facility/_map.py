@@ -157,12 +157,6 @@ class FacilityMap:
         return [n for n, node in self.nodes.items()
                 if node.station is not None and (kind is None or node.station == kind)]
 
-    def zone_nodes(self, zone: str) -> list[str]:
-        """Ids of the nodes inside ``zone``."""
-        if zone not in self.zones:
-            raise KeyError(zone)
-        return [n for n, node in self.nodes.items() if zone in node.zones]
-
     def exclusive_zones(self, node: str) -> list[str]:
         """The exclusive zones ``node`` lies in."""
         return [z for z in self._node(node).zones if self.zones[z].mode == "exclusive"]

@@ -6,7 +6,8 @@ current time; outputs are ``VdaMessage`` s to publish and step-level outcomes
 (``edge_runtime.vda5050._outcomes``). No clocks, no sockets: the edge core and the simulator
 drive it alike, and a replay of the same inputs gives the same outputs. What an AGV's
 ``state`` and ``connection`` messages mean for its step is worked out in
-``edge_runtime.vda5050._track``; this module sends the orders and instant actions.
+``edge_runtime.vda5050._track``, on the sessions of ``edge_runtime.vda5050._session``; this
+module sends the orders and instant actions.
 
 Each AGV is answered in the protocol version its own headers carry (2.0.x or 2.1.x); a 2.0
 AGV never receives a 2.1-only field. ``headerId`` counts per topic per AGV.
@@ -43,13 +44,15 @@ from edge_runtime.vda5050._outcomes import (
     VdaStepProgress,
     VdaStepStarted,
 )
-from edge_runtime.vda5050._track import (
+from edge_runtime.vda5050._session import (
     AgvSession,
     Connection,
-    Tracked,
-    _Active,
-    _Job,
+    RobotStep,
+    RunningOrder,
     answer_version,
+)
+from edge_runtime.vda5050._track import (
+    Tracked,
     observe_state,
     on_connection,
     silent,
@@ -65,6 +68,8 @@ __all__ = [
     "Connection",
     "OrderPlan",
     "PathNode",
+    "RobotStep",
+    "RunningOrder",
     "VdaAgvLost",
     "VdaAgvOnline",
     "VdaMaster",
@@ -140,7 +145,7 @@ class VdaMaster:
               body: dict[str, Any], now: float) -> VdaMessage:
         version = s.answer_version
         message = {
-            "headerId": s._next_header(kind),
+            "headerId": s.next_header_id(kind),
             "timestamp": vda_timestamp(now),
             "version": version,
             "manufacturer": s.manufacturer,
@@ -199,7 +204,7 @@ class VdaMaster:
         out.extend(self._dispatch(s, now))
         return out
 
-    def _carry_out(self, s: AgvSession, a: _Active, tracked: Tracked, now: float) -> VdaOutput:
+    def _carry_out(self, s: AgvSession, a: RunningOrder, tracked: Tracked, now: float) -> VdaOutput:
         """Send what tracking asked for, in place among its outcomes."""
         out: VdaOutput = []
         for item in tracked:
@@ -240,7 +245,7 @@ class VdaMaster:
         if path is None and self.graph is None:
             raise ValueError("assign with a goal needs the master's graph")
         s = self.session(manufacturer, serial_number)
-        job = _Job(workflow_id, step_id, attempt, goal,
+        job = RobotStep(workflow_id, step_id, attempt, goal,
                    tuple(path) if path is not None else None, tuple(actions))
         if s.lost:
             return [step_failed(s, job, "", "agv_lost", f"AGV {serial_number} is lost", True)]
@@ -264,10 +269,10 @@ class VdaMaster:
         assert s.state is not None  # not busy implies a state was heard
         known = frozenset((str(e.get("errorType")), str(e.get("errorDescription", "")))
                           for e in s.state.get("errors", []))
-        s.active = _Active(job, plan, body, now, known_errors=known)
+        s.active = RunningOrder(job, plan, body, now, known_errors=known)
         return [self._send(s, "order", body, now)]
 
-    def _route(self, s: AgvSession, job: _Job) -> list[PathNode]:
+    def _route(self, s: AgvSession, job: RobotStep) -> list[PathNode]:
         here = str(s.state.get("lastNodeId", "")) if s.state else ""
         if job.path is not None:
             if self.graph is None or not here or job.path[0].node_id == here:

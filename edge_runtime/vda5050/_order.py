@@ -148,7 +148,6 @@ class OrderPlan:
         actions: Sequence[ActionSpec] = (),
         *,
         base_length: int | None = None,
-        zone_set_id: str | None = None,
     ) -> None:
         if not path:
             raise ValueError("an order needs at least one node")
@@ -158,8 +157,6 @@ class OrderPlan:
         """The VDA ``orderId``; unique per order, kept by every update."""
         self.path: tuple[PathNode, ...] = tuple(path)
         """The whole route, start node first."""
-        self.zone_set_id: str | None = zone_set_id
-        """Optional ``zoneSetId`` sent with every message of the order."""
         self.base_length: int | None = base_length
         """How many nodes each release adds (None: everything at once)."""
         self.update_id: int = 0
@@ -225,15 +222,12 @@ class OrderPlan:
 
     def body(self, start: int = 0) -> dict[str, Any]:
         """Order fields (no header) for nodes ``start..last`` at the current release."""
-        out: dict[str, Any] = {
+        return {
             "orderId": self.order_id,
             "orderUpdateId": self.update_id,
             "nodes": [self.node_json(i) for i in range(start, self.last + 1)],
             "edges": [self.edge_json(i) for i in range(start, self.last)],
         }
-        if self.zone_set_id is not None:
-            out["zoneSetId"] = self.zone_set_id
-        return out
 
     def extend(self, nodes: int | None = None) -> dict[str, Any] | None:
         """Release ``nodes`` more (default ``base_length``, or all) and render the update.

@@ -1,6 +1,6 @@
-"""VDA 5050 AGV sessions and the tracking of their reports into step-level outcomes.
+"""The tracking of VDA 5050 AGV reports into step-level outcomes.
 
-An ``AgvSession`` holds what the master knows of one AGV. The functions here read what the
+The functions here update an ``AgvSession`` (``edge_runtime.vda5050._session``) from what the
 AGV reports — ``connectionState``, and in ``state``: ``actionStates``, ``lastNodeId``,
 ``errors``, ``operatingMode``, ``safetyState``, ``paused`` — and turn it into outcomes
 (``VdaStep*``, ``VdaSafety``, ``VdaPaused``, ``VdaAgvLost`` …). They send nothing: where the
@@ -10,12 +10,10 @@ master must answer (resend an order, ``cancelOrder``, release more of the base) 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge_runtime.vda5050._order import ActionSpec, OrderPlan, PathNode
+from edge_runtime.vda5050._order import OrderPlan
 from edge_runtime.vda5050._outcomes import (
     VdaAgvLost,
     VdaAgvOnline,
@@ -28,15 +26,12 @@ from edge_runtime.vda5050._outcomes import (
     VdaStepProgress,
     VdaStepStarted,
 )
-from topics import ProtocolError, vda_version_of
+from edge_runtime.vda5050._session import AgvSession, RobotStep, RunningOrder
+from topics import ProtocolError
 
 __all__ = [
-    "SUPPORTED_VERSIONS",
-    "AgvSession",
-    "Connection",
     "Request",
     "Tracked",
-    "answer_version",
     "lose",
     "observe_state",
     "on_connection",
@@ -44,11 +39,6 @@ __all__ = [
     "step_failed",
     "track",
 ]
-
-Connection = Literal["ONLINE", "OFFLINE", "CONNECTIONBROKEN", "UNKNOWN"]
-
-SUPPORTED_VERSIONS = ("2.0.0", "2.1.0")
-"""What the master speaks; an AGV on a later 2.x minor is answered in the newest of these."""
 
 Request = Literal["resend", "cancel_order", "release"]
 """What tracking asks the master to send: the running order again, ``cancelOrder``, or the
@@ -69,92 +59,7 @@ _REJECTIONS: Mapping[str, bool] = {
 _CONTROLLED_MODES = frozenset({"AUTOMATIC", "SEMIAUTOMATIC"})
 
 
-def answer_version(agv_version: str) -> str:
-    """The version to answer an AGV in: its own 2.0/2.1, else our newest 2.x."""
-    major, minor, _ = vda_version_of({"version": agv_version})
-    if major != 2:
-        raise ProtocolError("version", f"VDA 5050 {agv_version!r} is not a 2.x version")
-    return "2.0.0" if minor == 0 else "2.1.0"
-
-
-@dataclass(slots=True)
-class _Job:
-    """A robot step waiting for, or running as, one VDA order."""
-
-    workflow_id: str
-    step_id: str
-    attempt: int
-    goal: str | None
-    path: tuple[PathNode, ...] | None
-    actions: tuple[ActionSpec, ...]
-
-
-@dataclass(slots=True)
-class _Active:
-    """The order currently given to the AGV for ``job``."""
-
-    job: _Job
-    plan: OrderPlan
-    message: dict[str, Any]
-    """Body of the last order message sent (resent unchanged until acknowledged)."""
-    sent_at: float
-    acked_update: int = -1
-    started: bool = False
-    progress_seq: int = -1
-    known_errors: frozenset[tuple[str, str]] = frozenset()
-    cancel_action_id: str | None = None
-
-
-@dataclass(slots=True)
-class AgvSession:
-    """What the master knows about one AGV, and the step it is running."""
-
-    manufacturer: str
-    serial_number: str
-    connection: Connection = "UNKNOWN"
-    """Last ``connectionState`` heard (UNKNOWN before any)."""
-    version: str | None = None
-    """The AGV's own protocol version, from the headers of its messages."""
-    state: dict[str, Any] | None = None
-    """Its last ``state`` message."""
-    state_at: float | None = None
-    factsheet: dict[str, Any] | None = None
-    """Its last ``factsheet`` message."""
-    lost: bool = False
-    active: _Active | None = None
-    queue: deque[_Job] = field(default_factory=deque)
-    header_ids: dict[str, int] = field(default_factory=dict)
-    safety: dict[str, str] = field(default_factory=dict)
-    paused: bool = False
-
-    @property
-    def answer_version(self) -> str:
-        """The version we write to this AGV (2.1.0 until it told us its own)."""
-        return answer_version(self.version) if self.version else SUPPORTED_VERSIONS[-1]
-
-    @property
-    def busy(self) -> bool:
-        """§6.6.2 (3): unfinished nodes or actions, or an order of ours still open."""
-        if self.active is not None:
-            return True
-        if self.state is None:
-            return True  # position unknown: no order can start trivially reachable
-        if self.state.get("nodeStates"):
-            return True
-        return any(a.get("actionStatus") not in _TERMINAL for a in self.state["actionStates"])
-
-    @property
-    def controllable(self) -> bool:
-        """Online, in automatic mode and not e-stopped: orders may be sent."""
-        return self.connection == "ONLINE" and not self.lost and not self.safety
-
-    def _next_header(self, kind: str) -> int:
-        n = self.header_ids.get(kind, -1) + 1
-        self.header_ids[kind] = n
-        return n
-
-
-def step_failed(s: AgvSession, job: _Job, order_id: str, error_type: str, text: str,
+def step_failed(s: AgvSession, job: RobotStep, order_id: str, error_type: str, text: str,
                 retryable: bool) -> VdaStepFailed:
     """The ``VdaStepFailed`` of ``job`` on AGV ``s``."""
     return VdaStepFailed(s.manufacturer, s.serial_number, job.workflow_id, job.step_id,
@@ -185,7 +90,7 @@ def lose(
         return []
     s.lost = True
     out: list[VdaOutcome] = [VdaAgvLost(s.manufacturer, s.serial_number, reason)]
-    jobs: list[tuple[_Job, str]] = []
+    jobs: list[tuple[RobotStep, str]] = []
     if s.active is not None:
         jobs.append((s.active.job, s.active.plan.order_id))
         s.active = None
@@ -245,7 +150,7 @@ def _safety(s: AgvSession, state: dict[str, Any]) -> list[VdaOutcome]:
 # --- state: the running order --------------------------------------------------------
 
 
-def track(s: AgvSession, a: _Active, state: dict[str, Any], now: float,
+def track(s: AgvSession, a: RunningOrder, state: dict[str, Any], now: float,
           resend_after_s: float) -> Tracked:
     """Follow the running order ``a`` through one ``state``; clears ``s.active`` when the
     step ends. An order not acknowledged ``resend_after_s`` after sending is asked again."""
@@ -322,14 +227,14 @@ def track(s: AgvSession, a: _Active, state: dict[str, Any], now: float,
     return out
 
 
-def _resend_if_due(a: _Active, now: float, resend_after_s: float) -> Tracked:
+def _resend_if_due(a: RunningOrder, now: float, resend_after_s: float) -> Tracked:
     if now - a.sent_at < resend_after_s:
         return []
     a.sent_at = now
     return ["resend"]
 
 
-def _rejection(a: _Active, state: dict[str, Any]) -> tuple[str, str] | None:
+def _rejection(a: RunningOrder, state: dict[str, Any]) -> tuple[str, str] | None:
     """An order/update rejection error (§6.6.4) that concerns this order, if any."""
     for err in state.get("errors", []):
         etype = err.get("errorType")

@@ -1,8 +1,9 @@
-"""Plumbing of the end-to-end benchmark: brokers, paho clients, the raw subscriber process.
+"""Plumbing of the end-to-end benchmark (and of tests that need the same): a broker of
+either kind on a free port, plain paho clients, and the raw subscriber process.
 
-Everything here is measured against, never measured: it starts a broker of either kind on a
-free port, connects plain paho clients, and runs the baseline subscriber in a process of
-its own (like the edge, so that both sides of the ratio pay for one process each).
+Everything here is measured against, never measured. The raw subscriber runs in a process
+of its own, like the edge, so that both sides of the benchmark's ratio pay for one process
+each: ``python -m bench.wire --port P --count N --topic T``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import json
 import os
 import queue
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,21 +21,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-__all__ = ["MOSQUITTO", "Wire", "free_port", "mosquitto", "raw_subscriber", "start_broker"]
+from broker import BrokerProcess, free_port, mosquitto, stop_process
 
-MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["Wire", "nodelay", "raw_subscriber", "start_broker", "tmpdir"]
 
 
 @contextmanager
@@ -44,23 +36,14 @@ def start_broker(kind: str, workdir: Path) -> Iterator[int]:
 
     Yields its port; the broker is stopped (and killed if need be) on the way out.
     """
-    from broker import BrokerProcess
-
     port = free_port()
     if kind == "embedded":
-        embedded = BrokerProcess("127.0.0.1", port, workdir / "passwd", allow_anonymous_dev=True,
-                                 log_file=workdir / "broker.log")
-        embedded.start()
-        try:
+        with BrokerProcess("127.0.0.1", port, workdir / "passwd", allow_anonymous_dev=True,
+                           log_file=workdir / "broker.log"):
             yield port
-        finally:
-            embedded.stop()
         return
     if kind != "mosquitto":
         raise ValueError(f"broker must be 'mosquitto' or 'embedded', not {kind!r}")
-    binary = shutil.which("mosquitto") or MOSQUITTO
-    if not os.path.exists(binary):
-        raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
     conf = workdir / "mosquitto.conf"
     # Benchmark broker: nothing persisted, no queue limits that would drop QoS 0 bursts.
     conf.write_text(
@@ -71,47 +54,8 @@ def start_broker(kind: str, workdir: Path) -> Iterator[int]:
         "set_tcp_nodelay true\n"
         + ("user root\n" if os.geteuid() == 0 else "")
     )
-    with mosquitto(conf, port, binary):
+    with mosquitto(conf, port):
         yield port
-
-
-@contextmanager
-def mosquitto(conf: Path, port: int, binary: str | None = None
-              ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run Mosquitto with the config file ``conf`` until it answers MQTT on ``port``.
-
-    Raises ``RuntimeError`` with Mosquitto's own last words if it exits or stays silent for
-    10 s; stops it (SIGTERM, then SIGKILL) on the way out.
-    """
-    from broker import mqtt_ready
-
-    binary = binary or shutil.which("mosquitto") or MOSQUITTO
-    log = conf.with_suffix(".log")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 10
-        while not mqtt_ready("127.0.0.1", port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                said = log.read_text(errors="replace").strip().splitlines()[-3:]
-                raise RuntimeError(f"mosquitto did not start on port {port}: "
-                                   f"{' / '.join(said) or 'no output'}")
-            time.sleep(0.02)
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def nodelay(client: mqtt.Client) -> None:
@@ -130,6 +74,7 @@ class Wire:
     def __init__(self, port: int, name: str, subscriptions: list[tuple[str, int]],
                  handler: Callable[[str, bytes, float], None] | None = None) -> None:
         self.inbox: queue.SimpleQueue[tuple[str, bytes, float]] = queue.SimpleQueue()
+        """Messages received as ``(topic, payload, perf_counter)`` when there is no handler."""
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name,
                                   protocol=mqtt.MQTTv311)
         self.client.max_inflight_messages_set(0)  # 0 = unlimited: never throttle QoS 1
@@ -138,6 +83,7 @@ class Wire:
         ready = threading.Event()
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_a: ready.set()
+
         def on_connect(c: mqtt.Client, *_a: object) -> None:
             nodelay(c)
             if subscriptions:
@@ -171,14 +117,19 @@ class Wire:
         self.client.loop_stop()
 
 
-# --- the raw subscriber: `python -m bench._e2e_wire --port P --count N --topic T` -----------
+def tmpdir() -> tempfile.TemporaryDirectory[str]:
+    """A scratch directory for broker files and the edge's data."""
+    return tempfile.TemporaryDirectory(prefix="fleetflow-bench-e2e-")
+
+
+# --- the raw subscriber ----------------------------------------------------------------------
 
 def raw_subscriber(port: int, topic: str, count: int) -> subprocess.Popen[str]:
     """Start the baseline subscriber process; it prints ``ready`` once subscribed, then, once
     ``count`` messages arrived (or 3 s passed without any), one JSON line
     ``{"received", "first", "last"}`` (``time.time()`` stamps)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._e2e_wire", "--port", str(port), "--count", str(count),
+        [sys.executable, "-m", "bench.wire", "--port", str(port), "--count", str(count),
          "--topic", topic],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )
@@ -191,7 +142,8 @@ def raw_subscriber(port: int, topic: str, count: int) -> subprocess.Popen[str]:
 
 
 def _raw_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(prog="python -m bench.wire",
+                                description="the benchmark's raw subscriber")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--topic", required=True)
@@ -229,11 +181,6 @@ def _raw_main(argv: list[str]) -> int:
     client.loop_stop()
     print(json.dumps(got), flush=True)
     return 0
-
-
-def tmpdir() -> tempfile.TemporaryDirectory[str]:
-    """A scratch directory for broker files and the edge's data."""
-    return tempfile.TemporaryDirectory(prefix="fleetflow-bench-e2e-")
 
 
 if __name__ == "__main__":
