@@ -13,6 +13,7 @@ from broker._acl import (
     rules,
     topic_matches,
 )
+from broker._amqtt_version import AMQTT_VERSION, check_amqtt_version
 from broker._mosquitto import Bridge, mosquitto_acl, write_mosquitto_config
 from broker._mosquitto_process import MOSQUITTO_PATH, find_mosquitto, mosquitto
 from broker._passwd import (
@@ -34,6 +35,7 @@ from broker._process import (
 from broker._server import BrokerSettings, PortInUseError, amqtt_config, run_broker, serve
 
 __all__ = [
+    "AMQTT_VERSION",
     "DEFAULT_ITERATIONS",
     "MOSQUITTO_PATH",
     "ROLES",
@@ -52,6 +54,7 @@ __all__ = [
     "User",
     "allowed",
     "amqtt_config",
+    "check_amqtt_version",
     "die_with_parent",
     "filter_covers",
     "find_mosquitto",

@@ -103,13 +103,16 @@ async def serve(
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Run the broker until ``stop`` is set. Raises ``PortInUseError`` if a port is taken."""
-    from amqtt.broker import Broker
     from amqtt.errors import BrokerError
 
+    from broker._amqtt_broker import FleetflowBroker
+    from broker._amqtt_version import check_amqtt_version
+
+    check_amqtt_version()
     _check_free(settings.host, settings.port, "--port")
     if settings.tls_port is not None:
         _check_free(settings.host, settings.tls_port, "--tls-port")
-    broker = Broker(amqtt_config(settings))  # inside the running loop, as amqtt needs
+    broker = FleetflowBroker(amqtt_config(settings))  # inside the running loop, as amqtt needs
     amqtt_log = logging.getLogger("amqtt")
     level = amqtt_log.level
     amqtt_log.setLevel(logging.CRITICAL)  # a failed start would log a traceback
