@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from edge_runtime.core import (
@@ -271,24 +271,9 @@ def test_archived_map_stays_small_in_snapshots() -> None:
     assert len(msgpack.packb(fields[8])) <= 1000 * (1 + 5 + 1) + 5
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(["create", "finish", "cancel"]),
-                          st.integers(0, 7), st.integers(0, 7)), max_size=40))
-def test_only_finished_workflows_nothing_pending_needs_are_archived(
-        ops: list[tuple[str, int, int]]) -> None:
-    """Whatever the order: archived ones are finished and gone from memory, every finished one
-    in memory has a pending dependent, and replay agrees byte for byte."""
-    fl = _fleet(robots=3)
-    for op, a, b in ops:
-        try:
-            if op == "create":
-                fl.create("one", f"w{a}", depends_on=[f"w{b}"] if b < a else [])
-            elif op == "cancel":
-                fl.command("cancel_workflow", workflow_id=f"w{a}")
-            else:
-                fl.finish(f"w{a}", "s", n=a)
-        except (CoreError, AssertionError):
-            continue
+def _check_archiving(fl: ScriptedFleet) -> None:
+    """Archived ones are finished and gone from memory; a finished one in memory has a
+    pending dependent."""
     core = fl.core
     for wid, state in core.archived_workflows().items():
         assert state in ("completed", "cancelled") and core.workflow(wid) is None
@@ -297,8 +282,44 @@ def test_only_finished_workflows_nothing_pending_needs_are_archived(
         if wf.state in ("completed", "cancelled"):
             assert any(core.state.workflows[d].state == "pending"
                        for d in core.state.workflows[wf.id].dependents if d in core.state.workflows)
-    assert _replayed(fl).snapshot() == core.snapshot()
 
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["create", "finish", "cancel"]),
+                          st.integers(0, 7), st.integers(0, 255)), max_size=40))
+@example([("create", 0, 0), ("create", 1, 0), ("create", 2, 0b11), ("finish", 0, 0),
+          ("finish", 0, 0)])  # w0 is kept while w2 waits for w1, then both are archived
+def test_only_finished_workflows_nothing_pending_needs_are_archived(
+        ops: list[tuple[str, int, int]]) -> None:
+    """Whatever the order, after every input: archived ones are finished and gone from memory,
+    every finished one in memory has a pending dependent; and replay agrees byte for byte."""
+    fl = _fleet(robots=3)
+    finished = 0
+    for op, a, b in ops:
+        wid = f"w{a}"
+        if op == "finish":  # the a-th of the workflows whose step has a robot now, if any
+            assigned = sorted(w.id for w in fl.core.workflows().values()
+                              if w.steps["s"].state == "assigned")
+            if not assigned:
+                continue
+            wid = assigned[a % len(assigned)]
+            fl.finish(wid, "s", n=a)
+            view = fl.workflow(wid)
+            assert view is not None and view.state == "completed"
+            finished += 1
+        else:
+            try:
+                if op == "create":  # depending on the others that bit i of b picks, if usable
+                    fl.create("one", wid, depends_on=[
+                        f"w{i}" for i in range(8) if b >> i & 1 and i != a
+                        and (dep := fl.workflow(f"w{i}")) and dep.state != "cancelled"])
+                else:
+                    fl.command("cancel_workflow", workflow_id=wid)
+            except CoreError:
+                continue  # refused (exists already, unknown, over): nothing changed
+        _check_archiving(fl)
+    assume(finished > 0)  # a run in which nothing completed shows nothing about archiving
+    assert _replayed(fl).snapshot() == fl.core.snapshot()
 
 
 def test_snapshot_from_before_archiving_still_restores() -> None:

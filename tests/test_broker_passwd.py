@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker import Identity, PasswdError, PasswordFile, hash_password, verify_password
+from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,12 +32,12 @@ def test_hash_has_mosquitto_layout() -> None:
     assert (seven, iterations, len(salt), len(digest)) == ("7", "101", 16, 88)
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="needs mosquitto_passwd")
 def test_hashes_of_mosquitto_passwd_verify(tmp_path: Path) -> None:
     """A hash written by the real mosquitto_passwd verifies here (and the wrong one does not)."""
+    tool = require_tool("mosquitto_passwd", "apt-get install mosquitto")
     pw = tmp_path / "pw"
     pw.touch()
-    subprocess.run(["mosquitto_passwd", "-b", str(pw), "alice", "s3cret"], check=True)
+    subprocess.run([tool, "-b", str(pw), "alice", "s3cret"], check=True)
     hashed = pw.read_text().strip().split(":", 1)[1]
     assert hashed.startswith("$7$101$")
     assert verify_password("s3cret", hashed)

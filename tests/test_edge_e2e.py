@@ -6,7 +6,8 @@ watcher client records everything the edge publishes on ``edge/#``.
 
 from __future__ import annotations
 
-import os
+import itertools
+import re
 import signal
 import subprocess
 import sys
@@ -241,8 +242,7 @@ def test_workflow_runs_to_completion(broker_port: int, edges: Callable[..., Edge
     w = watch(broker_port)
     edge = edges(broker_port, metrics)
     w.wait_for(_online, 60)
-    with _fleet(broker_port) as fleet:
-        assert fleet is not None
+    with _fleet(broker_port):
         w.command("create_workflow", template="e2e_pick", workflow_id="w1")
         w.wait_for(lambda w: _completed(w, "w1"), 90)
     assert _contiguous(w.events) and w.events[0].seq == 1
@@ -250,8 +250,8 @@ def test_workflow_runs_to_completion(broker_port: int, edges: Callable[..., Edge
     text = body.decode()
     assert 'fleetflow_edge_inputs_total{kind="hub_command"} 1.0' in text
     assert "fleetflow_edge_commit_seconds_count" in text
-    assert f"fleetflow_edge_high_water_seq {float(w.events[-1].seq)}" in text or \
-        "fleetflow_edge_high_water_seq" in text
+    high_water = re.search(r"^fleetflow_edge_high_water_seq (\S+)$", text, re.MULTILINE)
+    assert high_water and float(high_water[1]) >= max(e.seq for e in w.events)
     edge.signal(signal.SIGTERM)
     assert edge.wait() == 0
 
@@ -283,8 +283,6 @@ def test_bad_inputs_rejected_while_serving(broker_port: int, edges: Callable[...
     edges(broker_port)
     w.wait_for(_online, 60)
     a = f"fleetflow/v1/{F}/agent"
-    import json
-
     import msgpack
 
     bad: list[tuple[str, bytes, str]] = [
@@ -301,8 +299,7 @@ def test_bad_inputs_rejected_while_serving(broker_port: int, edges: Callable[...
                                                                            "action": "x"}]),
          "schema"),
     ]
-    with _fleet(broker_port) as fleet:
-        assert fleet is not None
+    with _fleet(broker_port):
         w.command("create_workflow", template="e2e_pick", workflow_id="w-bad")
         for topic, payload, _ in bad:
             w.publish(topic, payload)
@@ -312,28 +309,49 @@ def test_bad_inputs_rejected_while_serving(broker_port: int, edges: Callable[...
     reported = {(e.topic, e.reason) for e in w.errors}
     assert reported == {(t, r) for t, _, r in bad}
     assert not any(e.workflow_id == "w" for e in w.events)
-    _ = json  # VDA rejects are covered by test_edge_vda_* once the VDA master is wired
 
 
-def test_kill9_restart_loses_nothing(mosquitto_port: int, edges: Callable[..., Edge],
-                                     watch: Callable[[int], Watch], tmp_path: Path) -> None:
-    """kill -9 mid-workflow, restart: every event seen is in the store, seq contiguous, done.
+AMQTT_SESSION_RESUME = (
+    "amqtt 0.12 does not resend a resumed persistent session the QoS 1 messages it had sent "
+    "but not had acknowledged (Yakifo/amqtt#401, docs/edge.md): the command in flight at the "
+    "kill is lost; the delivery fix makes this pass")
 
-    Mosquitto only: on amqtt 0.12 the restarted edge's resumed persistent session is sent a
-    message on a topic it never subscribed to and then nothing more (docs/edge.md).
-    """
-    w = watch(mosquitto_port)
-    edge = edges(mosquitto_port)
+
+def _started(workflow_id: str) -> Callable[[Watch], bool]:
+    return lambda w: any(e.kind == "step_started" and e.workflow_id == workflow_id
+                         for e in w.events)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker_port", [
+    "mosquitto",
+    pytest.param("amqtt", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                                                  reason=AMQTT_SESSION_RESUME)),
+], indirect=True)
+def test_kill9_restart_loses_nothing(broker_port: int, edges: Callable[..., Edge],
+                                     watch: Callable[[int], Watch]) -> None:
+    """kill -9 mid-workflow with a command in flight, restart, three times: every command is
+    carried out, every event seen is in the store with its hlc, seq contiguous."""
+    w = watch(broker_port)
+    edge = edges(broker_port)
     w.wait_for(_online, 60)
-    with _fleet(mosquitto_port, speed=2.0) as fleet:
-        assert fleet is not None
-        w.command("create_workflow", template="e2e_pick", workflow_id="w-crash")
-        w.wait_for(lambda w: len(w.events) >= 4, 60)
-        edge.signal(signal.SIGKILL)
-        edge.wait()
-        seen_before = list(w.events)
-        edge.start()
-        w.wait_for(lambda w: _completed(w, "w-crash"), 90)
+    workflows = [f"w-crash-{n}" for n in range(4)]  # the first, then one per kill
+    with _fleet(broker_port, speed=2.0):
+        w.command("create_workflow", template="e2e_pick", workflow_id=workflows[0])
+        w.wait_for(_started(workflows[0]), 60)
+        for running, wid in itertools.pairwise(workflows):
+            # One workflow runs and its step has just started: no command to an agent is on
+            # its way (a restarted edge does not resend those a killed one committed unsent).
+            edge.signal(signal.SIGSTOP)  # frozen, the edge commits and acknowledges nothing
+            w.command("create_workflow", template="e2e_pick", workflow_id=wid,
+                      depends_on=[running])
+            time.sleep(0.5)  # the broker sends the command to the frozen edge: in flight
+            edge.signal(signal.SIGKILL)
+            edge.wait()
+            seen_before = list(w.events)
+            edge.start()
+            w.wait_for(lambda w, a=running, b=wid: _completed(w, a) and _started(b)(w), 20)
+        w.wait_for(lambda w: _completed(w, workflows[-1]), 60)
     edge.signal(signal.SIGTERM)
     assert edge.wait() == 0
     from edge_runtime.store import EventStore, store_path
@@ -363,7 +381,6 @@ def test_unreachable_broker_is_one_line_and_retries(edges: Callable[..., Edge],
     assert edge.proc is not None and edge.proc.poll() is None
     edge.signal(signal.SIGTERM)
     assert edge.wait() == 0
-    _ = os
 
 
 VDA_TEMPLATE = """\

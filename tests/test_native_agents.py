@@ -21,7 +21,9 @@ from topics import (
     StepDone,
     StepFailed,
     SyncRelease,
+    decode_agent_conn,
     decode_agent_event,
+    decode_agent_state,
     encode,
 )
 
@@ -260,14 +262,17 @@ def test_states_stream_every_period() -> None:
 
 
 def test_every_outgoing_message_encodes() -> None:
-    """Whatever an agent sends passes the wire codec (a receiver would accept it)."""
+    """Whatever an agent sends, hello to step_done, decodes back on its channel."""
     agent = AgentBehaviour(AgentSpec("ai-1", kind="ai", capabilities=("inspect",)))
     out = agent.hello(0.0) + agent.on_command(
         Assign(command_id="c", workflow_id="wf", step_id="s", kind="ai"), 0.0)
+    while (now := agent.next_wakeup()) is not None and "step_done" not in types(out):
+        out += agent.tick(now)
+    decoders = {"conn": decode_agent_conn, "state": decode_agent_state,
+                "event": decode_agent_event}
+    assert {o.channel for o in out} == set(decoders) and "step_done" in types(out)
     for o in out:
-        payload = encode(o.message)
-        if o.channel == "event":
-            assert decode_agent_event(payload) == o.message
+        assert decoders[o.channel](encode(o.message)) == o.message
 
 
 def test_declared_outputs_are_reported() -> None:

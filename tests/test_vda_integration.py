@@ -100,7 +100,6 @@ def test_a_robot_step_drives_three_nodes_and_picks(mosquitto_port: int, version:
     try:
         online = loop.run_until(VdaAgvOnline, 10)
         assert online.version == version
-        t0 = time.monotonic()
         path = [PathNode(f"n{i}", 2.0 * i, 0.0) for i in range(4)]
         loop.publish(loop.master.assign(M, "agv1", workflow_id="wf", step_id="s1",
                                         now=time.time(), path=path,
@@ -109,14 +108,12 @@ def test_a_robot_step_drives_three_nodes_and_picks(mosquitto_port: int, version:
                                                                      "loadType": "EPAL"})]))
         loop.run_until(VdaStepStarted, 10)
         done = loop.run_until(VdaStepDone, 20)
-        elapsed = time.monotonic() - t0
         assert not any(isinstance(o, VdaStepFailed) for o in loop.outcomes)
         assert done.outputs["node"] == "n3"
         assert done.outputs["loads"] == [{"loadId": "L9", "loadType": "EPAL"}]
         orders = [m for m in loop.sent if "nodes" in m]
         assert [m["orderUpdateId"] for m in orders][:2] == [0, 1]
         assert all(m["version"] == version for m in loop.sent)
-        assert elapsed < 15
     finally:
         loop.close()
         stop_process(agv, 5)
