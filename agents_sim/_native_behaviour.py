@@ -3,7 +3,8 @@
 ``AgentBehaviour`` is a deterministic state machine in the style of the edge core: it is fed
 commands and the time, and answers with the messages the agent sends. It owns no socket,
 no clock and no randomness of its own (random choices come from a seed), so the same object
-runs under the paho runner in real time and under SimPy in virtual time.
+runs under the paho runner in real time and could run in virtual time (no simulator drives
+it yet).
 
     on_command(cmd, now) -> list[Outgoing]     # replies due right now
     tick(now)            -> list[Outgoing]     # whatever fell due since the last call

@@ -10,6 +10,11 @@ Every method returns ``Out`` tuples ``(kind, message)``: the runner publishes th
 AGV's own ``{kind}`` topic. Limitations: node actions only (edge actions are refused with
 orderError), no trajectories, corridors or zones, no maps handling.
 
+Which key it reads the instant-action array from is configurable (``instant_key``): the
+document's ``actions``, or ``instantActions`` as an early 2.0 draft schema named it and some
+fielded 2.0 AGVs still expect. It reads only that key, as such an AGV would, and refuses a
+message without it with a ``validationError``.
+
 This module is the protocol; the vehicle under it (driving, actions, time) is
 ``agents_sim._vda_agv_vehicle``, the order records and checks ``agents_sim._vda_agv_order``.
 """
@@ -21,7 +26,7 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from agents_sim._vda_agv_order import (
     INSTANT_TYPES,
@@ -36,10 +41,14 @@ from agents_sim._vda_agv_order import (
 )
 from agents_sim._vda_agv_vehicle import AgvVehicle
 
-__all__ = ["AgvModel", "Out"]
+__all__ = ["AgvModel", "InstantKey", "Out"]
 
 Out = tuple[str, dict[str, Any]]
 """``(kind, message)``: kind is ``state``, ``connection`` or ``factsheet``."""
+
+InstantKey = Literal["actions", "instantActions"]
+"""Where an AGV reads the instant-action array: the document's name, or the early 2.0 draft
+schema's."""
 
 
 class AgvModel(AgvVehicle):
@@ -59,6 +68,7 @@ class AgvModel(AgvVehicle):
         action_s: float = 2.0,
         state_interval_s: float = 30.0,
         tolerance_m: float = 0.1,
+        instant_key: InstantKey = "actions",
         now: float = 0.0,
     ) -> None:
         super().__init__(node_id=node_id, x=x, y=y, map_id=map_id, speed=speed,
@@ -68,6 +78,11 @@ class AgvModel(AgvVehicle):
         """Longest gap between state messages (the spec's maximum is 30 s)."""
         self.tolerance_m: float = tolerance_m
         """Position tolerance for "standing on a node" when ``allowedDeviationXY`` is 0."""
+        if instant_key not in ("actions", "instantActions"):
+            raise ValueError(f"instant_key must be 'actions' or 'instantActions', "
+                             f"not {instant_key!r}")
+        self.instant_key: InstantKey = instant_key
+        """The only key this AGV reads instant actions from."""
         self.order_id, self.order_update_id = "", 0
         self.headers: dict[str, int] = {}
         """Last ``headerId`` per topic."""
@@ -142,9 +157,11 @@ class AgvModel(AgvVehicle):
         return bool(self.nodes) or any(a.status not in TERMINAL for a in self.actions.values())
 
     def _reject(self, etype: str, text: str, order: dict[str, Any], now: float,
-                extra: Sequence[dict[str, str]] = ()) -> list[Out]:
-        """§6.6.4: keep the current order, report a WARNING naming the refused order."""
-        refs = [error_ref("headerId", order.get("headerId")), error_ref("topic", "order")]
+                extra: Sequence[dict[str, str]] = (), topic: str = "order") -> list[Out]:
+        """§6.6.4: keep the current order, report a WARNING naming the refused message."""
+        refs = [error_ref("topic", topic)]
+        if isinstance(order.get("headerId"), int):
+            refs.insert(0, error_ref("headerId", order["headerId"]))
         if isinstance(order.get("orderId"), str):
             refs.append(error_ref("orderId", order["orderId"]))
         if isinstance(order.get("orderUpdateId"), int):
@@ -153,10 +170,14 @@ class AgvModel(AgvVehicle):
                             "errorDescription": text, "errorReferences": refs + list(extra)})
         return [self.state(now)]
 
-    def receive_invalid(self, order: object, reason: str, now: float) -> list[Out]:
-        """An order that failed JSON/schema validation (§6.6.4.1): validationError."""
-        return self._reject("validationError", reason,
-                            order if isinstance(order, dict) else {}, now)
+    def receive_invalid(self, message: object, reason: str, now: float,
+                        topic: str = "order") -> list[Out]:
+        """A message that failed JSON/schema validation, or came on a topic this AGV does
+        not read: a ``validationError`` WARNING referencing the topic (§6.6.4.1 for orders;
+        an instant action is treated alike). Nothing of it is taken."""
+        self._advance(now)
+        return self._reject("validationError", reason[:200],
+                            message if isinstance(message, dict) else {}, now, topic=topic)
 
     def _reachable(self, node: dict[str, Any]) -> bool:
         """Figure 8 (4): on the node, or within its deviation range."""
@@ -231,10 +252,18 @@ class AgvModel(AgvVehicle):
     # --- instant actions (§6.9) ------------------------------------------------------
 
     def receive_instant_actions(self, message: dict[str, Any], now: float) -> list[Out]:
-        """Run each instant action; returns state (and factsheet) messages to publish."""
+        """Run each instant action found under ``instant_key``; returns state (and
+        factsheet) messages to publish. A message without that key, or with an action
+        lacking ``actionId``/``actionType``/``blockingType``, is refused whole with a
+        ``validationError``."""
+        actions = message.get(self.instant_key) if isinstance(message, dict) else None
+        problem = _instant_problem(actions, self.instant_key)
+        if problem is not None:
+            return self.receive_invalid(message, problem, now, topic="instantActions")
         self._advance(now)
         out: list[Out] = []
-        for act in message["actions"]:
+        assert isinstance(actions, list)  # _instant_problem said so
+        for act in actions:
             aid, kind = act["actionId"], act["actionType"]
             a = AgvAction(aid, kind, act["blockingType"], {}, status="FINISHED", instant=True)
             self.actions[aid] = a
@@ -273,6 +302,17 @@ class AgvModel(AgvVehicle):
         """Advance to ``now``; returns a state message if anything relevant changed."""
         self._advance(now)
         return self._publish_if_changed(now)
+
+
+def _instant_problem(actions: object, key: str) -> str | None:
+    """Why an instant-action array cannot be performed, or None."""
+    if not isinstance(actions, list):
+        return f"instantActions has no {key!r} array (the key this AGV reads)"
+    for i, act in enumerate(actions):
+        if not isinstance(act, dict) or not all(
+                isinstance(act.get(f), str) for f in ("actionId", "actionType", "blockingType")):
+            return f"{key}[{i}] is not an action with actionId, actionType and blockingType"
+    return None
 
 
 def _stamp(now: float) -> str:

@@ -3,13 +3,18 @@
 ``run_agv`` connects with the will ``connection`` = CONNECTIONBROKEN (retained, QoS 1),
 announces ONLINE (retained), publishes its factsheet (retained) and state, then steps the
 model in real time. Every message in and out is checked against the VDA 5050 schemas by
-``topics.decode_vda`` / ``topics.encode_vda``; a malformed order becomes a
-``validationError`` (§6.6.4.1). Run it alone with ``python -m agents_sim.vda_agv --help``.
+``topics.decode_vda`` / ``topics.encode_vda``. Whatever arrives that it cannot take — not
+JSON, failing the schema, without the instant-action key it reads, on a topic it does not
+read, or making the model raise — becomes a ``validationError`` in its state (§6.6.4.1),
+never an exception in paho's callback: one raised there silently ends paho's network
+thread, and the AGV would stay "online" but deaf. Run it alone with
+``python -m agents_sim.vda_agv --help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 import time
@@ -18,10 +23,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agents_sim._vda_agv_model import AgvModel, Out
+from agents_sim._vda_agv_model import AgvModel, InstantKey, Out
 from topics import ProtocolError, VdaKind, decode_vda, encode_vda, vda_topic
 
-__all__ = ["AgvModel", "AgvRunner", "Out", "main", "run_agv"]
+__all__ = ["AgvModel", "AgvRunner", "InstantKey", "Out", "main", "run_agv"]
+
+_log = logging.getLogger(__name__)
+_READS: tuple[VdaKind, ...] = ("order", "instantActions")
 
 
 class AgvRunner:
@@ -37,6 +45,9 @@ class AgvRunner:
         self.interface, self.major = interface, major
         self.rejected: list[ProtocolError] = []
         """Inbound messages that failed validation (for tests)."""
+        self.faults: list[str] = []
+        """Unexpected exceptions caught in the MQTT callback or the stepping loop (a bug of
+        the test AGV; for tests, which expect none)."""
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
@@ -50,7 +61,7 @@ class AgvRunner:
         self.client.will_set(self._topic("connection"), encode_vda(will, "connection"),
                              qos=1, retain=True)
         self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
+        self.client.on_message = lambda _c, _u, msg: self.receive(msg.topic, msg.payload)
         self.host, self.port = host, port
 
     def _topic(self, kind: VdaKind) -> str:
@@ -68,25 +79,42 @@ class AgvRunner:
                     properties: Any) -> None:
         if reason.is_failure:
             return
-        client.subscribe([(self._topic("order"), 0), (self._topic("instantActions"), 0)])
-        now = time.time()
-        with self.lock:
-            outs = [self.model.connection("ONLINE", now), self.model.factsheet(now),
-                    self.model.state(now)]
-        self._publish(outs)
+        try:
+            client.subscribe([(self._topic(kind), 0) for kind in _READS])
+            now = time.time()
+            with self.lock:
+                outs = [self.model.connection("ONLINE", now), self.model.factsheet(now),
+                        self.model.state(now)]
+            self._publish(outs)
+        except Exception as exc:  # raised here, it would end paho's network thread
+            _log.exception("test AGV %s failed to announce itself", self.model.serial_number)
+            self.faults.append(f"connect: {type(exc).__name__}: {exc}")
+            return
         self._connected.set()
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        kind = msg.topic.rsplit("/", 1)[-1]
-        now = time.time()
+    def receive(self, topic: str, payload: bytes | bytearray, now: float | None = None) -> None:
+        """Take one MQTT message, as paho's callback does; never raises. Anything the AGV
+        cannot take is answered with a ``validationError`` in its state."""
+        now = time.time() if now is None else now
+        last = topic.rsplit("/", 1)[-1][:64]
         try:
-            message = decode_vda(msg.payload, kind)  # type: ignore[arg-type]
+            kind = next((k for k in _READS if topic == self._topic(k)), None)
+            if kind is None:
+                self._invalid(None, f"unexpected topic {topic[:120]!r}", last, now)
+                return
+            self._receive(kind, payload, now)
+        except Exception as exc:  # paho's network thread would die of it, silently
+            _log.exception("test AGV %s failed on a message on %s", self.model.serial_number,
+                           topic)
+            self.faults.append(f"{topic}: {type(exc).__name__}: {exc}")
+            self._invalid(None, f"message could not be processed ({type(exc).__name__})",
+                          last, now)
+
+    def _receive(self, kind: VdaKind, payload: bytes | bytearray, now: float) -> None:
+        try:
+            message = decode_vda(bytes(payload), kind)
         except ProtocolError as exc:
-            self.rejected.append(exc)
-            if kind == "order":
-                with self.lock:
-                    outs = self.model.receive_invalid({}, f"{exc.reason}: {exc.message}", now)
-                self._publish(outs)
+            self._invalid(exc, f"{exc.reason}: {exc.message}", kind, now)
             return
         with self.lock:
             if kind == "order":
@@ -95,11 +123,29 @@ class AgvRunner:
                 outs = self.model.receive_instant_actions(message, now)
         self._publish(outs)
 
+    def _invalid(self, exc: ProtocolError | None, reason: str, topic: str, now: float) -> None:
+        """Report a refused message as a ``validationError``; a failure to do even that is
+        logged, not raised (the caller may be paho's network thread)."""
+        if exc is not None:
+            self.rejected.append(exc)
+        try:
+            with self.lock:
+                outs = self.model.receive_invalid({}, reason, now, topic=topic)
+            self._publish(outs)
+        except Exception as again:
+            _log.exception("test AGV %s could not report a refused message",
+                           self.model.serial_number)
+            self.faults.append(f"reporting {topic}: {type(again).__name__}: {again}")
+
     def _loop(self) -> None:
         while not self._stop.wait(self.tick_s):
-            with self.lock:
-                outs = self.model.step(time.time())
-            self._publish(outs)
+            try:
+                with self.lock:
+                    outs = self.model.step(time.time())
+                self._publish(outs)
+            except Exception as exc:  # keep stepping: a dead loop would freeze the AGV
+                _log.exception("test AGV %s failed to step", self.model.serial_number)
+                self.faults.append(f"step: {type(exc).__name__}: {exc}")
 
     def start(self, timeout_s: float = 10.0) -> AgvRunner:
         """Connect, announce ONLINE and start stepping; raises TimeoutError if no CONNACK."""
@@ -153,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--action-s", type=float, default=2.0, help="seconds per node action")
     p.add_argument("--state-interval", type=float, default=30.0)
     p.add_argument("--fail", action="append", default=[], help="fail the next action of a type")
+    p.add_argument("--instant-key", default="actions", choices=["actions", "instantActions"],
+                   help="the only key instant actions are read from: the document's "
+                        "'actions', or 'instantActions' as an early 2.0 draft schema named it")
     args = p.parse_args(argv)
     # Handlers before connecting: a SIGTERM right after ONLINE must still stop cleanly.
     done = threading.Event()
@@ -161,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = run_agv(args.host, args.port, args.manufacturer, args.serial, args.version,
                      args.username, args.password, node_id=args.node, x=args.x, y=args.y,
                      map_id=args.map_id, speed=args.speed, action_s=args.action_s,
-                     state_interval_s=args.state_interval)
+                     state_interval_s=args.state_interval, instant_key=args.instant_key)
     for action_type in args.fail:
         with runner.lock:
             runner.model.fail_next(action_type)

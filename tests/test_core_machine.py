@@ -96,6 +96,7 @@ def test_pre_hook_refuses_a_transition() -> None:
     with pytest.raises(IllegalTransition, match="not now"):
         fl.command("pause_workflow", workflow_id="w1")
     assert _state(fl) == "active.waiting_for_resource"
+    assert fl.core.needs_rebuild  # refused inside an event: the shell rebuilds from the log
 
 
 def test_walk_goes_through_each_executing_substate() -> None:

@@ -91,10 +91,10 @@ def runtime(mosquitto_port: int, tmp_path: Path) -> Iterator[Callable[..., EdgeR
     (tmp_path / "templates" / "one.yaml").write_text(TEMPLATE)
     made: list[EdgeRuntime] = []
 
-    def make(**kw: Any) -> EdgeRuntime:
+    def make(clock: Callable[[], float] = time.time, **kw: Any) -> EdgeRuntime:
         config = EdgeConfig(facility=F, data_dir=tmp_path / "data", port=mosquitto_port,
                             templates_dir=tmp_path / "templates", **kw)
-        rt = EdgeRuntime(config)
+        rt = EdgeRuntime(config, clock=clock)
         rt.start()
         made.append(rt)
         assert rt.wait_ready(10), "the edge did not subscribe"
@@ -111,29 +111,54 @@ def _announce(peer: Peer, agent_id: str, liveness_s: float = 10.0) -> None:
     peer.send(f"fleetflow/v1/{F}/agent/{agent_id}/conn", encode(conn))
 
 
+class ManualClock:
+    """The runtime's clock, moved only by the test (from the wall time it was made at)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _kinds(peer: Peer, kind: str) -> list[EdgeEvent]:
+    return [e for e in peer.events if e.kind == kind]
+
+
 def test_liveness_timer_loses_a_silent_agent(runtime: Callable[..., EdgeRuntime],
                                              peer: Peer) -> None:
-    """An agent that announces a short liveness window and falls silent is lost by timer."""
-    runtime()
-    _announce(peer, "quiet", liveness_s=0.2)
-    peer.wait_for(lambda: any(e.kind == "agent_lost" for e in peer.events), 30)
-    joined = next(e for e in peer.events if e.kind == "agent_joined")
-    lost = next(e for e in peer.events if e.kind == "agent_lost")
-    assert lost.seq > joined.seq and (lost.hlc >> 16) - (joined.hlc >> 16) >= 250
+    """A silent agent is lost by timer once its liveness window (x1.5) has passed, not before."""
+    clock = ManualClock()
+    runtime(clock=clock)
+    _announce(peer, "quiet", liveness_s=10.0)
+    peer.wait_for(lambda: len(_kinds(peer, "agent_joined")) == 1)
+    clock.advance(14.9)
+    _announce(peer, "probe")  # handled at the new time, after the timers due by then
+    peer.wait_for(lambda: len(_kinds(peer, "agent_joined")) == 2)
+    assert not _kinds(peer, "agent_lost")
+    clock.advance(0.2)
+    peer.wait_for(lambda: bool(_kinds(peer, "agent_lost")))
+    (lost,) = _kinds(peer, "agent_lost")
+    assert lost.data["agent"] == "quiet"
+    assert (lost.hlc >> 16) - (_kinds(peer, "agent_joined")[0].hlc >> 16) >= 15_000
 
 
 def test_timers_rearmed_after_restart(runtime: Callable[..., EdgeRuntime], peer: Peer) -> None:
-    """A liveness window armed before a restart still fires after it."""
-    rt = runtime()
-    _announce(peer, "sleepy", liveness_s=1.0)
-    peer.wait_for(lambda: any(e.kind == "agent_joined" for e in peer.events))
+    """A liveness window armed before a restart is armed afresh after it, and fires."""
+    clock = ManualClock()
+    rt = runtime(clock=clock)
+    _announce(peer, "sleepy", liveness_s=10.0)
+    peer.wait_for(lambda: bool(_kinds(peer, "agent_joined")))
     rt.request_stop()
     assert rt.wait() == 0
-    assert not any(e.kind == "agent_lost" for e in peer.events)
     stopped_at = rt.store.last_seq
-    runtime()
-    peer.wait_for(lambda: any(e.kind == "agent_lost" for e in peer.events), 30)
-    assert next(e for e in peer.events if e.kind == "agent_lost").seq > stopped_at
+    runtime(clock=clock)
+    clock.advance(15.1)
+    peer.wait_for(lambda: bool(_kinds(peer, "agent_lost")))
+    assert _kinds(peer, "agent_lost")[0].seq > stopped_at
 
 
 def test_core_refusal_is_reported(runtime: Callable[..., EdgeRuntime], peer: Peer) -> None:

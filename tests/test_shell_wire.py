@@ -1,7 +1,13 @@
-"""The edge shell's hot paths: buffered MQTT client on a real Mosquitto, event encoding."""
+"""The edge shell's hot paths: buffered MQTT client on a real Mosquitto, event encoding.
+
+An event is checked by the shell (``check_edge_event``) and packed by the store
+(``pack_edge_events``, inside ``append``); together they must be ``encode``, byte for byte.
+"""
 
 from __future__ import annotations
 
+import collections
+import enum
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +22,8 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_runtime.core import Event
-from edge_runtime.shell import BufferedClient, event_payload
-from topics import encode
+from edge_runtime.shell import BufferedClient
+from topics import check_edge_event, encode, pack_edge_events
 
 
 @pytest.fixture
@@ -117,10 +123,16 @@ _data = st.dictionaries(st.text(max_size=10) | st.text(min_size=1020, max_size=1
         st.text(max_size=8), kids, max_size=4), max_leaves=12), max_size=6)
 
 
+def _checked_and_packed(event: Event, facility: str) -> bytes:
+    """What the edge streams of ``event``: the shell's check, then the store's packing."""
+    check_edge_event(event, facility)
+    return pack_edge_events([event], facility)[0]
+
+
 @settings(max_examples=300, deadline=None)
 @given(seq=st.integers(1, 2**63 - 1), hlc=st.integers(0, 2**63 - 1), kind=_ids,
        workflow_id=st.none() | _ids, data=_data, facility=_ids)
-def test_event_payload_is_byte_for_byte_encode(seq: int, hlc: int, kind: str,
+def test_event_encoding_is_byte_for_byte_encode(seq: int, hlc: int, kind: str,
                                                 workflow_id: str | None,
                                                 data: dict[str, Any], facility: str) -> None:
     """The fast event encoding gives exactly the bytes of encode(event.to_wire(f)), or its error."""
@@ -129,10 +141,10 @@ def test_event_payload_is_byte_for_byte_encode(seq: int, hlc: int, kind: str,
         slow = encode(event.to_wire(facility))
     except Exception as exc:
         with pytest.raises(type(exc)) as fast:
-            event_payload(event, facility)
+            _checked_and_packed(event, facility)
         assert str(fast.value) == str(exc)
         return
-    assert event_payload(event, facility) == slow
+    assert _checked_and_packed(event, facility) == slow
 
 
 @pytest.mark.parametrize("event", [
@@ -140,14 +152,34 @@ def test_event_payload_is_byte_for_byte_encode(seq: int, hlc: int, kind: str,
     Event(1, 1, "k", None, {"x": float("nan")}), Event(1, 1, "k", None, {"x": {1, 2}}),
     Event(1, 1, "k", None, {"s": "\ud800"}), Event(1, 1, "k", None, {"x": "y" * 2_000_000}),
     Event(1, 1, "k", None, {"k" * 1025: 1}),
+    Event(1, 1, "k", None, {f"k{i}": "y" * 1000 for i in range(70)}),
 ])
-def test_event_payload_refuses_what_encode_refuses(event: Event) -> None:
+def test_event_encoding_refuses_what_encode_refuses(event: Event) -> None:
     """A bad event fails the fast encoding with encode's own error."""
     with pytest.raises(Exception) as slow:
         encode(event.to_wire("fac"))
     with pytest.raises(type(slow.value)) as fast:
-        event_payload(event, "fac")
+        _checked_and_packed(event, "fac")
     assert str(fast.value) == str(slow.value)
+
+
+class _Colour(enum.StrEnum):
+    RED = "red"
+
+
+@pytest.mark.parametrize("data", [
+    {"t": (1, 2)}, {"e": _Colour.RED}, {"n": collections.OrderedDict(a=1)}, {"i": True},
+])
+def test_values_of_subclassed_types_encode_as_encode_does(data: dict[str, Any]) -> None:
+    """Tuples, enum members and dict subclasses in data: the exact-type packing falls back."""
+    event = Event(1, 1, "k", None, data)
+    assert _checked_and_packed(event, "fac") == encode(event.to_wire("fac"))
+
+
+def test_a_field_of_an_unusual_type_is_refused() -> None:
+    """A bool seq, which the model would turn into 1, is refused: its bytes would differ."""
+    with pytest.raises(Exception, match="plain type"):
+        check_edge_event(Event(True, 1, "k"), "fac")
 
 
 class _ReferenceTimers:

@@ -31,6 +31,7 @@ from edge_runtime.store import (
     state_at,
     store_path,
 )
+from topics import ProtocolError, encode
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -226,22 +227,70 @@ def test_seq_at_hlc_is_the_last_event_not_after(tmp_path_factory: pytest.TempPat
         assert s.seq_at_hlc(probe) == expected
 
 
-@settings(max_examples=50)
+_ids = st.from_regex(r"[a-z][a-z0-9_.-]{0,20}", fullmatch=True)
+
+
+@settings(max_examples=40, deadline=None)
 @given(
-    seq=st.integers(1, 2**40), hlc=st.integers(0, 2**62), kind=st.text(min_size=1, max_size=20),
-    wid=st.none() | st.text(max_size=20),
+    hlc=st.integers(0, 2**62), kind=_ids, wid=st.none() | _ids,
     data=st.dictionaries(
         st.text(max_size=8), st.integers(-(2**63), 2**64 - 1) | st.text() | st.booleans()
     ),
 )
-def test_store_encoding_is_encode_event(seq: int, hlc: int, kind: str, wid: str | None,
-                                        data: dict[str, object]) -> None:
-    """The store's inlined fast encoding gives exactly the bytes of ``encode_event``."""
-    from edge_runtime.store._log import _EVENT_FORMAT, _pack
+def test_store_keeps_each_event_as_its_edge_events_payload(
+        tmp_path_factory: pytest.TempPathFactory, hlc: int, kind: str, wid: str | None,
+        data: dict[str, object]) -> None:
+    """What append stores and returns is the event's edge/events payload; it reads back."""
+    event = Event(1, hlc, kind, wid, data)
+    try:
+        wire = encode(event.to_wire("fac-a"))
+    except ProtocolError:  # e.g. a string msgpack cannot hold: the store refuses it too
+        wire = None
+    with EventStore(tmp_path_factory.mktemp("p") / "s", "fac-a", sync="none") as s:
+        if wire is None:
+            with pytest.raises(StoreError, match="does not encode"):
+                s.append([event])
+            return
+        assert s.append([event]) == [wire]
+        assert list(s.read_payloads()) == [wire]
+        assert list(s.read()) == [event]
 
-    event = Event(seq, hlc, kind, wid, data)
-    inline = _pack([_EVENT_FORMAT, event.seq, event.hlc, event.kind, event.workflow_id, event.data])
-    assert inline == encode_event(event)
+
+def _as_schema_1(path: Path, events: list[Event]) -> None:
+    """Rewrite a store as a schema-1 build left it: events in ``encode_event``'s form."""
+    db = Rdict(str(path), Options(raw_mode=True), column_families={
+        n: Options(raw_mode=True) for n in ("events", "snapshots", "meta", "workflows")})
+    meta, stored = db.get_column_family("meta"), db.get_column_family("events")
+    meta[b"schema_version"] = msgpack.packb(1)
+    for event in events:
+        stored[event.seq.to_bytes(8, "big")] = encode_event(event)
+    meta.close()
+    stored.close()
+    db.close()
+
+
+def test_schema_1_store_reads_on_and_is_marked_schema_2(tmp_path: Path) -> None:
+    """A store of the compact schema-1 form reads as before, and new events join it."""
+    old = make_events(1, 40, random.Random(9))
+    with EventStore(tmp_path / "s", "fac-a") as s:
+        s.append(old)
+    _as_schema_1(tmp_path / "s", old)
+    payloads = [encode(e.to_wire("fac-a")) for e in old]
+    with EventStore(tmp_path / "s", "fac-a", read_only=True) as reader:
+        assert list(reader.read()) == old
+        assert list(reader.read_payloads()) == payloads
+    new = make_events(41, 10, random.Random(10))
+    with EventStore(tmp_path / "s", "fac-a") as s:
+        assert list(s.read()) == old and s.seq_at_hlc(old[-1].hlc) == 40
+        payloads += s.append(new)
+        assert list(s.read()) == old + new
+        assert list(s.read_payloads()) == payloads
+    db = Rdict(str(tmp_path / "s"), Options(raw_mode=True), column_families={
+        n: Options(raw_mode=True) for n in ("events", "snapshots", "meta", "workflows")})
+    meta = db.get_column_family("meta")
+    assert msgpack.unpackb(meta[b"schema_version"]) == SCHEMA_VERSION == 2
+    meta.close()
+    db.close()
 
 
 def test_workflow_records_commit_with_the_events(store: EventStore) -> None:
@@ -256,9 +305,13 @@ def test_workflow_records_commit_with_the_events(store: EventStore) -> None:
 
 
 def test_unencodable_event_is_refused(store: EventStore) -> None:
-    """An event whose data msgpack cannot hold raises StoreError; nothing is written."""
+    """An event msgpack cannot hold, or whose payload a hub would refuse as too large,
+    raises StoreError; nothing is written."""
     with pytest.raises(StoreError, match="does not encode"):
         store.append([Event(1, 1, "k", None, {"x": object()})])
+    with pytest.raises(StoreError, match="65536"):
+        big = Event(4, 1 << 20, "k", None, {f"k{i}": "y" * 1000 for i in range(70)})
+        store.append([*make_events(1, 3, random.Random(6)), big])
     assert store.last_seq == 0 and list(store.read()) == []
 
 

@@ -14,11 +14,14 @@ from jsonschema import Draft202012Validator
 
 from topics import (
     VDA_KINDS,
+    VDA_SCHEMA_VERSIONS,
     ProtocolError,
     VdaKind,
     decode_vda,
     encode_vda,
+    vda_instant_actions,
     vda_schema,
+    vda_schema_version_for,
     vda_version_of,
 )
 
@@ -60,7 +63,7 @@ def test_examples_round_trip(kind: VdaKind) -> None:
 
 @pytest.mark.parametrize("kind", VDA_KINDS)
 def test_version_2_0_accepted(kind: VdaKind) -> None:
-    """A 2.0.x message validates against the 2.1 schemas."""
+    """A spec-shaped message with version 2.0.0 passes the 2.0.0 schemas."""
     message = {**fixture(kind), "version": "2.0.0"}
     assert decode_vda(raw(message), kind) == message
 
@@ -233,6 +236,93 @@ def test_validators_are_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(checked) <= len(VDA_KINDS)
 
 
+# --- versions: 2.0 traffic against the 2.0.0 schemas, 2.1 against the 2.1.0 ones ----------
+
+
+@pytest.mark.parametrize(("version", "schema"), [
+    ("2.0.0", (2, 0, 0)), ("2.0.3", (2, 0, 0)), ("2.0", (2, 0, 0)), ("2.1.0", (2, 1, 0)),
+    ("2.3.1", (2, 1, 0)), ("two", (2, 1, 0)),
+])
+def test_the_schema_version_follows_the_message_version(
+        version: str, schema: tuple[int, int, int]) -> None:
+    """2.0.x is checked against the 2.0.0 schemas, everything else against 2.1.0."""
+    assert vda_schema_version_for({"version": version}) == schema
+
+
+def test_a_2_0_factsheet_without_header_is_refused_but_a_2_1_one_passes() -> None:
+    """The 2.0.0 factsheet schema requires headerId; the 2.1.0 one does not."""
+    message = fixture("factsheet")
+    del message["headerId"]
+    assert decode_vda(raw(message), "factsheet") == message
+    error = refused({**message, "version": "2.0.0"}, "factsheet")
+    assert error.reason == "schema" and "'headerId'" in str(error)
+
+
+def test_a_2_0_order_is_held_to_the_2_0_ranges() -> None:
+    """allowedDeviationTheta below 0 is refused in 2.0.0 and allowed down to -pi in 2.1.0."""
+    message = fixture("order")
+    message["nodes"][0]["nodePosition"]["allowedDeviationTheta"] = -0.5
+    assert decode_vda(raw(message), "order") == message
+    error = refused({**message, "version": "2.0.0"}, "order")
+    assert "$.nodes[0].nodePosition.allowedDeviationTheta" in str(error)
+
+
+@pytest.mark.parametrize("version", VDA_SCHEMA_VERSIONS)
+def test_bundled_schemas_name_the_action_type_as_the_document_does(
+        version: tuple[int, int, int]) -> None:
+    """Every bundled schema is valid Draft 2020-12; actions require ``actionType``."""
+    for kind in VDA_KINDS:
+        Draft202012Validator.check_schema(vda_schema(kind, version))
+    item = vda_schema("instantActions", version)["properties"]["actions"]["items"]
+    assert "actionType" in item["required"] and "actionName" not in item["properties"]
+
+
+# --- instant actions under `actions` (the document) or `instantActions` (early 2.0 draft) --
+
+
+def _instant(version: str = "2.0.0", **arrays: Any) -> dict[str, Any]:
+    message = {k: v for k, v in fixture("instantActions").items() if k != "actions"}
+    return {**message, "version": version, **arrays}
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "2.1.0"])
+@pytest.mark.parametrize("keys", [("actions",), ("instantActions",),
+                                  ("actions", "instantActions")])
+def test_instant_actions_are_read_under_either_key(version: str, keys: tuple[str, ...]) -> None:
+    """One key, or both with equal arrays, decodes and encodes; the message stays as sent."""
+    actions = fixture("instantActions")["actions"]
+    message = _instant(version, **{k: copy.deepcopy(actions) for k in keys})
+    assert decode_vda(encode_vda(message, "instantActions"), "instantActions") == message
+    assert vda_instant_actions(message) == actions
+
+
+def test_instant_actions_under_both_keys_must_agree() -> None:
+    """``actions`` and ``instantActions`` with different arrays are refused, naming both."""
+    actions = fixture("instantActions")["actions"]
+    message = _instant(actions=actions, instantActions=actions[:1])
+    with pytest.raises(ProtocolError) as info:
+        encode_vda(message, "instantActions")
+    for error in (refused(message, "instantActions"), info.value):
+        assert error.reason == "schema"
+        assert "'actions'" in str(error) and "'instantActions'" in str(error)
+
+
+def test_an_instant_action_under_the_draft_key_is_validated_there() -> None:
+    """A bad action under ``instantActions`` is refused with that key's JSON path."""
+    actions = fixture("instantActions")["actions"]
+    del actions[1]["blockingType"]
+    error = refused(_instant(instantActions=actions), "instantActions")
+    assert error.reason == "schema" and "$.instantActions[1]" in str(error)
+
+
+def test_an_instant_actions_message_without_either_key_is_refused() -> None:
+    """No array at all is a schema refusal naming ``actions``."""
+    error = refused(_instant(), "instantActions")
+    assert error.reason == "schema" and "'actions'" in str(error)
+    with pytest.raises(ProtocolError):
+        vda_instant_actions(_instant(instantActions={"actionId": "x"}))
+
+
 # --- hypothesis: round-trips of generated messages ----------------------------------------
 
 name = st.text(min_size=1, max_size=40)
@@ -269,7 +359,10 @@ def vda_messages(draw: st.DrawFn) -> tuple[VdaKind, dict[str, Any]]:
         state = draw(st.sampled_from(["ONLINE", "OFFLINE", "CONNECTIONBROKEN"]))
         return kind, {**head, "connectionState": state}
     if kind == "instantActions":
-        return kind, {**head, "actions": draw(st.lists(action, max_size=5))}
+        actions = draw(st.lists(action, max_size=5))
+        keys = draw(st.sampled_from([("actions",), ("instantActions",),
+                                     ("actions", "instantActions")]))
+        return kind, {**head, **{k: copy.deepcopy(actions) for k in keys}}
     if kind == "visualization":
         position = {"x": draw(number), "y": draw(number), "theta": draw(number),
                     "mapId": draw(name), "positionInitialized": draw(st.booleans())}

@@ -273,6 +273,26 @@ def test_cancel_of_a_running_step_sends_cancel_order_and_waits_for_it() -> None:
     assert [type(o) for o in outcomes(out)] == [VdaStepCancelled]
 
 
+def test_an_order_ending_without_its_cancel_order_frees_the_agv() -> None:
+    """An AGV that refused (or never got) cancelOrder and ends the order is free again."""
+    m = VdaMaster()
+    online(m)
+    first = messages(assign(m))[0].message
+    m.handle(f"uagv/v2/{M}/{S}/state", order_state(first), T0 + 1)
+    messages(m.cancel(M, S, workflow_id="wf1", step_id="s1", now=T0 + 2))
+    running = order_state(first, errors=[{
+        "errorType": "validationError", "errorLevel": "WARNING",
+        "errorReferences": [{"referenceKey": "topic", "referenceValue": "instantActions"}]}])
+    assert outcomes(m.handle(f"uagv/v2/{M}/{S}/state", running, T0 + 3)) == []
+    finished = order_state(first, nodeStates=[], edgeStates=[], lastNodeId="n3",
+                           lastNodeSequenceId=6,
+                           actionStates=[{"actionId": f"{first['orderId']}:a0",
+                                          "actionStatus": "FINISHED"}])
+    out = m.handle(f"uagv/v2/{M}/{S}/state", finished, T0 + 4)
+    assert [type(o) for o in outcomes(out)] == [VdaStepCancelled]
+    assert not m.sessions[(M, S)].busy
+
+
 @pytest.mark.parametrize(
     ("method", "action_type", "blocking"),
     [("pause", "startPause", "HARD"), ("resume", "stopPause", "HARD"),
@@ -291,6 +311,36 @@ def test_each_instant_action_is_a_valid_message(method: str, action_type: str,
     assert a.message["actions"][0]["blockingType"] == blocking
     assert a.message["actions"][0]["actionId"] != b.message["actions"][0]["actionId"]
     assert b.message["headerId"] == a.message["headerId"] + 1
+
+
+@pytest.mark.parametrize("method", ["pause", "resume", "request_state", "request_factsheet"])
+def test_a_2_0_agv_gets_instant_actions_under_both_keys(method: str) -> None:
+    """2.0 AGVs read `actions` (document) or `instantActions` (early draft): both are sent."""
+    m = VdaMaster()
+    online(m, "2.0.0")
+    (msg,) = messages(getattr(m, method)(M, S, T0))
+    assert msg.message["version"] == "2.0.0"
+    assert msg.message["instantActions"] == msg.message["actions"]
+    assert msg.message["instantActions"] is not msg.message["actions"]
+
+
+def test_cancel_order_reaches_a_2_0_agv_under_both_keys() -> None:
+    """The cancelOrder withdrawing a running step carries both keys for a 2.0 AGV."""
+    m = VdaMaster()
+    online(m, "2.0.0")
+    first = messages(assign(m))[0].message
+    m.handle(f"uagv/v2/{M}/{S}/state", order_state(first, "2.0.0"), T0 + 1)
+    (msg,) = messages(m.cancel(M, S, workflow_id="wf1", step_id="s1", now=T0 + 2))
+    assert [a["actionType"] for a in msg.message["instantActions"]] == ["cancelOrder"]
+    assert msg.message["instantActions"] == msg.message["actions"]
+
+
+def test_a_2_1_agv_gets_instant_actions_under_actions_only() -> None:
+    """The 2.1 document and schema name the array `actions`; nothing else is sent."""
+    m = VdaMaster()
+    online(m, "2.1.0")
+    (msg,) = messages(m.pause(M, S, T0))
+    assert "instantActions" not in msg.message and msg.message["actions"]
 
 
 # --- versions and headers --------------------------------------------------------------
@@ -486,6 +536,16 @@ def test_a_stale_rejection_of_another_order_is_ignored() -> None:
     assign(m)
     err = {"errorType": "orderError", "errorLevel": "WARNING",
            "errorReferences": [{"referenceKey": "orderId", "referenceValue": "old"}]}
+    assert outcomes(send_state(m, errors=[err])) == []
+
+
+def test_a_refused_instant_action_does_not_fail_the_step() -> None:
+    """A validationError about an instantActions message is not about the order."""
+    m = VdaMaster()
+    online(m)
+    assign(m)
+    err = {"errorType": "validationError", "errorLevel": "WARNING",
+           "errorReferences": [{"referenceKey": "topic", "referenceValue": "instantActions"}]}
     assert outcomes(send_state(m, errors=[err])) == []
 
 

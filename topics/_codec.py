@@ -4,6 +4,11 @@
 bytes into the expected model or raises ``ProtocolError``, never anything else. Decoding
 runs in four steps, cheapest first: size, msgpack (with length caps), ``check_tree`` (depth,
 NaN/Inf, map keys), then pydantic in strict mode (no ``"1"`` → ``1`` coercion on the wire).
+
+``edge/events`` payloads have a positional body and a fast path of their own
+(``_edge_events``), because an edge makes one per event and keeps exactly those bytes in its
+store; ``check_edge_event`` applies the model's and ``encode``'s rules to an event without
+building a model.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ from typing import Any, TypeVar, cast, overload
 import msgpack
 from pydantic import ValidationError
 
+from topics._edge_events import (
+    EDGE_EVENT_FIELDS,
+    EventFields,
+    edge_event_body,
+    pack_edge_events,
+    unpack_edge_event,
+)
 from topics._errors import ProtocolError
 from topics._limits import DEFAULT_LIMITS, Limits, check_size, check_tree
 from topics._models import (
@@ -44,10 +56,14 @@ from topics._models import (
     SyncArrival,
     SyncRelease,
 )
+from topics._names import check_identifier
 
 __all__ = [
+    "EDGE_EVENT_FIELDS",
     "ENVELOPE_VERSION",
     "MESSAGE_TYPES",
+    "EventFields",
+    "check_edge_event",
     "decode",
     "decode_agent_command",
     "decode_agent_conn",
@@ -58,6 +74,8 @@ __all__ = [
     "decode_error_report",
     "decode_hub_command",
     "encode",
+    "pack_edge_events",
+    "unpack_edge_event",
     "validation_problem",
 ]
 
@@ -99,7 +117,10 @@ def encode(message: Message, limits: Limits = DEFAULT_LIMITS) -> bytes:
     body = message.model_dump(exclude={"type"})
     check_tree(body, limits, f"{name} message")
     try:
-        payload = msgpack.packb([ENVELOPE_VERSION, name, body], use_bin_type=True)
+        if type(message) is EdgeEvent:  # its body is an array: the one encoder of edge/events
+            payload = pack_edge_events((message,), message.facility, limits)[0]
+        else:
+            payload = msgpack.packb([ENVELOPE_VERSION, name, body], use_bin_type=True)
     except (ValueError, TypeError, OverflowError) as exc:  # lone surrogates in a str, …
         raise ProtocolError("malformed", f"{name} message does not encode: {exc}") from None
     check_size(payload, limits, f"{name} message")
@@ -205,6 +226,8 @@ def _decode(payload: object, allowed: _Table, limits: Limits) -> Message:
         raise ProtocolError(
             "unknown_type", f"unknown message type {name[:64]!r}; expected {expected}"
         )
+    if cls is EdgeEvent and type(body) is list:
+        body = edge_event_body(body)
     if type(body) is not dict:
         raise ProtocolError("malformed", f"{name} message body is not a map")
     check_tree(body, limits, f"{name} message")
@@ -258,3 +281,55 @@ def validation_problem(exc: ValidationError, what: str) -> ProtocolError:
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_INT_END = 2**63
+_MODEL_MAX_STR = 1024  # Message's str_max_length: it applies to the keys of ``data`` too
+_CHECKED: set[str] = set()  # identifiers found valid (event kinds, facilities, workflow ids)
+
+
+def _identifier(value: object) -> bool:
+    if value in _CHECKED:
+        return True
+    try:
+        check_identifier(value)  # type: ignore[arg-type]
+    except ProtocolError:
+        return False
+    if len(_CHECKED) >= 65536:
+        _CHECKED.clear()
+    _CHECKED.add(value)  # type: ignore[arg-type]
+    return True
+
+
+def check_edge_event(event: EventFields, facility: str) -> None:
+    """Refuse, with ``encode``'s own error, an event ``encode(EdgeEvent(...))`` would refuse.
+
+    The model's rules (seq and hlc ranges, identifiers, data keys) and ``encode``'s
+    structure walk, without building the model: every event an edge commits is streamed,
+    and a pydantic round trip per event cost more than the core's transition. What the
+    plain tests cannot vouch for goes through ``encode`` itself, which raises as always
+    (pydantic's ``ValidationError`` or ``ProtocolError``). The payload size is checked by
+    ``pack_edge_events``; an event that passes gets ``encode``'s very bytes from it.
+    """
+    seq, hlc, kind, workflow_id, data = (event.seq, event.hlc, event.kind, event.workflow_id,
+                                         event.data)
+    if (type(seq) is int and type(hlc) is int and 1 <= seq < _INT_END and 0 <= hlc < _INT_END
+            and type(kind) is str and type(data) is dict
+            and all(type(k) is str and len(k) <= _MODEL_MAX_STR for k in data)
+            and _identifier(facility) and _identifier(kind)
+            and (workflow_id is None or (type(workflow_id) is str
+                                         and _identifier(workflow_id)))):
+        body = {"seq": seq, "hlc": hlc, "facility": facility, "kind": kind,
+                "workflow_id": workflow_id, "data": data}
+        try:
+            check_tree(body, DEFAULT_LIMITS, "edge_event message")
+            return
+        except ProtocolError:
+            pass  # encode says it again, in the same words
+    payload = encode(EdgeEvent(seq=seq, hlc=hlc, facility=facility, kind=kind,
+                               workflow_id=workflow_id, data=data))
+    if pack_edge_events((event,), facility)[0] != payload:  # a bool seq, made int by the model
+        raise ProtocolError(
+            "schema", "edge_event message: a field is not of its plain type (int, str, dict), "
+                      "so its payload would not be encode's"
+        )

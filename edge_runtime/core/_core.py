@@ -123,6 +123,12 @@ class Core:
             self.archiver.archive_ready(ctx)
         return ctx.effects
 
+    @property
+    def needs_rebuild(self) -> bool:
+        """An event failed halfway through being applied (e.g. a hook refused a transition):
+        this core's state may be half changed and must be rebuilt from the log."""
+        return self.projection.broken
+
     def apply(self, event: Event) -> None:
         """Fold one stored event into the state (replay)."""
         self.projection.apply(event)

@@ -1,9 +1,11 @@
 """The unit of the facility's log: an event, and its compact binary form.
 
-The core makes events, the store keeps them, the shell streams them as ``EdgeEvent``.
-A slotted dataclass rather than a pydantic model: the core makes one per transition and
-validation there would cost more than the transition itself (values come from the core,
-which already validated its inputs).
+The core makes events; the store keeps each as its ``edge/events`` payload
+(``topics.pack_edge_events``), the very bytes the shell streams. A slotted dataclass rather
+than a pydantic model: the core makes one per transition and validation there would cost
+more than the transition itself (values come from the core, which already validated its
+inputs). ``encode_event`` is the compact form stores of schema version 1 kept events in;
+the store still reads it, and it is a canonical byte form to compare events by.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ _FORMAT = 1
 
 
 def encode_event(event: Event) -> bytes:
-    """msgpack ``[format, seq, hlc, kind, workflow_id, data]``; map keys keep their order."""
+    """msgpack ``[1, seq, hlc, kind, workflow_id, data]`` (format 1); map keys keep their order."""
     return msgpack.packb(
         [_FORMAT, event.seq, event.hlc, event.kind, event.workflow_id, event.data],
         use_bin_type=True,

@@ -42,6 +42,8 @@ class Projection:
         """Hub command ids remembered (duplicate filter)."""
         self.max_checkpoints = max_checkpoints
         """Recovery checkpoints kept per workflow."""
+        self.broken = False
+        """An applier raised midway: the state may hold half an event; rebuild it from the log."""
         self._appliers: dict[str, _Applier] = {
             name.removeprefix("_on_"): getattr(self, name)
             for name in dir(self) if name.startswith("_on_")
@@ -57,7 +59,11 @@ class Projection:
             raise CoreError(f"unknown event kind {event.kind!r}")
         data = event.data
         wf = state.workflows.get(event.workflow_id) if event.workflow_id else None
-        applier(wf, data, event)
+        try:
+            applier(wf, data, event)
+        except Exception:
+            self.broken = True
+            raise
         eid = data.get("eid")
         if eid is not None:
             self._remember(state.agents[data["agent"]], eid)

@@ -11,7 +11,6 @@ from edge_runtime.shell._metrics import EdgeMetrics
 from edge_runtime.shell._mqtt import BufferedClient
 from edge_runtime.shell._runtime import EdgeRuntime
 from edge_runtime.shell._timers import TimerHeap
-from edge_runtime.shell._wiring import event_payload
 
 __all__ = [
     "REJECT_REASONS",
@@ -24,5 +23,4 @@ __all__ = [
     "Reject",
     "TimerHeap",
     "VdaInbound",
-    "event_payload",
 ]

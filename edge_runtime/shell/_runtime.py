@@ -2,53 +2,43 @@
 
 Threads and their jobs:
 
-- paho's network thread receives messages; its callbacks only put ``(topic, payload,
-  receipt time, mid, qos)`` on a queue (an exception in a paho callback silently kills
-  that thread, so they never block and never raise);
-- the loop thread takes a batch from the queue, decodes and checks each message
-  (``Intake``), runs ``core.handle`` on it, commits every event of the batch in ONE
-  ``EventStore.append``, and only then publishes the effects, acknowledges the batch's
-  QoS 1 messages to the broker and arms timers. Nothing is published for an event that
-  is not durable, and a message is not acknowledged before its effects are (manual acks
-  on a persistent session: a crash before the commit gets it redelivered);
+- paho's network thread receives messages; its callbacks (``BrokerLink``) only put what
+  arrived on a queue;
+- the loop thread (this module) takes a batch from the queue, decodes and checks each
+  message (``Intake``), runs ``core.handle`` on it, commits every event of the batch in
+  ONE ``EventStore.append``, and only then publishes the effects (each event as the very
+  payload the store kept), acknowledges the batch's QoS 1 messages to the broker and arms
+  timers. Nothing is published for an event that is not durable, and a message is not
+  acknowledged before its effects are (manual acks on a persistent session: a crash
+  before the commit gets it redelivered);
 - the main thread waits for SIGTERM/SIGINT and asks the loop to drain and stop.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import queue
 import signal
-import socket
-import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_runtime.core import Append, Archive, CancelTimer, Effect, Input, Publish, SetTimer
 from edge_runtime.shell._config import EdgeConfig
 from edge_runtime.shell._intake import Intake, Reject, VdaInbound
+from edge_runtime.shell._link import BrokerLink, Received
 from edge_runtime.shell._metrics import EdgeMetrics
-from edge_runtime.shell._mqtt import BufferedClient
 from edge_runtime.shell._timers import TimerHeap
-from edge_runtime.shell._wiring import CoreHost, event_payload, open_core
+from edge_runtime.shell._wiring import CoreHost, open_core
 from edge_runtime.vda5050 import VdaTranslation
-from topics import EdgeStatus, ErrorReport, HubCommand, Message, edge_topic, encode
+from topics import ErrorReport, HubCommand, Message, check_edge_event, edge_topic, encode
 
 __all__ = ["EdgeRuntime"]
 
 _log = logging.getLogger("fleetflow.edge")
 
-_CONNECTED = "$connected"
-_DISCONNECTED = "$disconnected"
-"""Markers the paho callbacks queue so that the loop thread (not paho's) reacts."""
 _REPLAY_LIMIT = 10_000
 """Most events one ``replay`` hub command re-publishes; the hub asks again for more."""
 _UNFREEZE_EVERY = 10
@@ -56,24 +46,14 @@ _UNFREEZE_EVERY = 10
 
 
 @dataclass(slots=True)
-class _Received:
-    topic: str
-    payload: bytes
-    at: float
-    mid: int
-    qos: int
-    session: int = 0
-    """Connection it came on: a PUBACK is only meaningful on that same connection."""
-
-
-@dataclass(slots=True)
 class _Work:
     """What one batch produced so far: events to commit, then messages to send, then acks."""
 
     appends: list[Append] = field(default_factory=list)
-    out: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
-    """(topic, payload, qos, retain), in the order the effects arose."""
-    acks: list[_Received] = field(default_factory=list)
+    out: list[tuple[str, bytes | None, int, bool]] = field(default_factory=list)
+    """(topic, payload, qos, retain), in the order the effects arose. An event's payload
+    is ``None`` until the commit: ``store.append`` makes it, and returns it."""
+    acks: list[Received] = field(default_factory=list)
     records: dict[str, bytes] = field(default_factory=dict)
     """Final records of workflows archived in this batch, committed with its events."""
 
@@ -85,7 +65,7 @@ class _Work:
 
 
 class EdgeRuntime:
-    """One facility's edge runtime: store, core, MQTT client, metrics, batch loop."""
+    """One facility's edge runtime: store, core, MQTT link, metrics, batch loop."""
 
     def __init__(self, config: EdgeConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
@@ -99,23 +79,16 @@ class EdgeRuntime:
         self.exit_code = 0
         """0 after a clean stop; 1 if the loop died (the store failed)."""
         # SimpleQueue: a C deque with one lock, several times cheaper per item than Queue.
-        self._queue: queue.SimpleQueue[_Received] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Received] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._subscribed = threading.Event()
         self._timers = TimerHeap()
         self._pending: list[Input] = []
         """Inputs of the shell's own making for the next batch (``Restarted``)."""
         self._gauges_at = 0.0
         self._vda_tick_at = 0.0
         self._loop_thread: threading.Thread | None = None
-        self._last_status = (-1.0, -1)
-        self._connected = False
-        self._connect_failures = 0
         self._snapshots = 0
-        self._session = 0
-        """Counts connections (paho's thread writes it): acks go only to the current one."""
-        self._topics = {k: edge_topic(config.facility, k)
-                        for k in ("events", "cmd", "status", "errors")}
+        self._topics = {k: edge_topic(config.facility, k) for k in ("events", "cmd", "errors")}
         self._wiring: CoreHost = open_core(config)
         self.core = self._wiring.core
         """The sans-IO core this shell drives."""
@@ -125,88 +98,13 @@ class EdgeRuntime:
         self.workflows = self._wiring.workflow_cache()
         """Reads of any workflow by id (live or archived), with per-tier hit/miss counts."""
         self._intake = Intake(config.facility, known_agent=self._wiring.known_agent)
-        self._client = self._make_client()
-
-    # -- MQTT ------------------------------------------------------------------------
-
-    def _status(self, online: bool) -> bytes:
-        return encode(EdgeStatus(facility=self.config.facility, online=online,
-                                 high_water_seq=self.store.last_seq, ts=self.clock()))
-
-    def _make_client(self) -> BufferedClient:
-        c = self.config
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=c.client_id or f"fleetflow-edge-{c.facility}",
-            clean_session=False,  # the broker keeps our subscriptions and unacked messages
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-        )
-        if c.username is not None:
-            client.username_pw_set(c.username, c.password)
-        if c.tls or c.tls_ca or c.tls_cert:
-            client.tls_set(ca_certs=c.tls_ca, certfile=c.tls_cert, keyfile=c.tls_key,
-                           cert_reqs=ssl.CERT_REQUIRED)
-        client.will_set(self._topics["status"], self._status(False), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        # Unlimited: with a window, paho scans every unacked message on each PUBACK.
-        client.max_inflight_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_raw_message = self._on_raw_message
-        client.on_subscribe = self._on_subscribe
-        return client
-
-    def _subscriptions(self) -> list[tuple[str, int]]:
-        f = self.config.facility
-        subs = [(f"fleetflow/v1/{f}/agent/+/state", 0), (f"fleetflow/v1/{f}/agent/+/event", 1),
-                (f"fleetflow/v1/{f}/agent/+/conn", 1), (self._topics["cmd"], 1)]
-        return subs + self._wiring.vda_subscriptions
-
-    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object,
-                    reason: Any, _props: object) -> None:
-        try:
-            if reason.is_failure:
-                _log.error("broker %s:%d refused the connection: %s; retrying",
-                           self.config.host, self.config.port, reason)
-                return
-            self._subscribed.clear()
-            self._session += 1
-            client.subscribe(self._subscriptions())
-            self._queue.put_nowait(_Received(_CONNECTED, b"", time.time(), 0, 0))
-        except Exception:  # a raise here would kill paho's thread
-            _log.exception("on_connect failed")
-
-    def _on_subscribe(self, *_args: object) -> None:
-        self._subscribed.set()
-
-    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
-        try:
-            self._connect_failures += 1
-            if self._connect_failures in (1, 10) or self._connect_failures % 60 == 0:
-                _log.error("cannot reach broker mqtt://%s:%d; retrying with backoff (attempt %d)",
-                           self.config.host, self.config.port, self._connect_failures)
-        except Exception:
-            pass
-
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object,
-                       reason: Any, _props: object) -> None:
-        with contextlib.suppress(Exception):
-            self._queue.put_nowait(_Received(_DISCONNECTED, str(reason).encode(), time.time(),
-                                             0, 0))
-
-    def _on_message(self, _client: mqtt.Client, _userdata: object,
-                    msg: mqtt.MQTTMessage) -> None:
-        with contextlib.suppress(Exception):
-            self._queue.put_nowait(_Received(msg.topic, bytes(msg.payload), time.time(), msg.mid,
-                                             msg.qos, self._session))
-
-    def _on_raw_message(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
-        with contextlib.suppress(Exception):  # a topic that is not UTF-8 is dropped, as by paho
-            self._queue.put_nowait(_Received(topic.decode(), payload, time.time(), mid, qos,
-                                             self._session))
+        f = config.facility
+        subscriptions = [(f"fleetflow/v1/{f}/agent/+/state", 0),
+                         (f"fleetflow/v1/{f}/agent/+/event", 1),
+                         (f"fleetflow/v1/{f}/agent/+/conn", 1), (self._topics["cmd"], 1),
+                         *self._wiring.vda_subscriptions]
+        self._link = BrokerLink(config, self._queue, subscriptions, self.metrics,
+                                high_water=lambda: self.store.last_seq, clock=clock)
 
     # -- lifetime ----------------------------------------------------------------------
 
@@ -217,9 +115,7 @@ class EdgeRuntime:
             self.metrics_port = self.metrics.serve(c.metrics_port, c.metrics_host)
         self.metrics.high_water_seq.set(self.store.last_seq)
         self._refresh_gauges()
-        _probe(c.host, c.port)
-        self._client.connect_async(c.host, c.port, keepalive=c.keepalive_s)
-        self._client.loop_start()
+        self._link.start()
         self._loop_thread = threading.Thread(target=self._loop, name="edge-loop", daemon=True)
         self._loop_thread.start()
         _log.info("edge %s started at seq %d; broker mqtt://%s:%d",
@@ -227,7 +123,7 @@ class EdgeRuntime:
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the edge is subscribed on the broker (for tests and ``up``)."""
-        return self._subscribed.wait(timeout)
+        return self._link.wait_ready(timeout)
 
     def request_stop(self) -> None:
         """Ask the loop to drain and stop (safe from a signal handler)."""
@@ -261,14 +157,14 @@ class EdgeRuntime:
         except Exception:
             _log.exception("edge loop failed; exiting so that a restart recovers from the log")
             self.exit_code = 1
-            self._close(graceful=False)
+            self._close()
 
-    def _take_batch(self, wait: float | None = None) -> list[_Received]:
+    def _take_batch(self, wait: float | None = None) -> list[Received]:
         wait = self.config.batch_wait_s if wait is None else wait
         next_at = self._timers.next_at()
         if next_at is not None:
             wait = max(0.0, min(wait, next_at - self.clock()))
-        batch: list[_Received] = []
+        batch: list[Received] = []
         try:
             batch.append(self._queue.get(timeout=wait))
         except queue.Empty:
@@ -292,22 +188,16 @@ class EdgeRuntime:
             if not batch:
                 break
             self._process(batch)
-        self._close(graceful=True)
+        self._close()
 
-    def _close(self, graceful: bool) -> None:
+    def _close(self) -> None:
         try:
-            # A clean DISCONNECT suppresses the will, so say "offline" ourselves either way.
-            if self._connected:
-                info = self._client.publish(self._topics["status"], self._status(False),
-                                            qos=1, retain=True)
-                info.wait_for_publish(timeout=3.0)
-            self._client.disconnect()
+            self._link.close()
         finally:
-            self._client.loop_stop()
             self._wiring.close()
             _log.info("edge %s stopped at seq %d", self.config.facility, self.store.last_seq)
 
-    def _process(self, batch: list[_Received]) -> None:
+    def _process(self, batch: list[Received]) -> None:
         now = self.clock()
         work = _Work()
         for own in self._pending:
@@ -321,18 +211,7 @@ class EdgeRuntime:
             self._vda_tick_at = now
             self._vda(self._wiring.vda.tick(now), now, "", work)
         for item in batch:
-            if item.topic == _CONNECTED:
-                self._connected, self._connect_failures = True, 0
-                self.metrics.connected.set(1)
-                _log.info("connected to broker mqtt://%s:%d", self.config.host, self.config.port)
-                self._last_status = (-1.0, -1)
-                continue
-            if item.topic == _DISCONNECTED:
-                if self._connected:
-                    _log.warning("disconnected from the broker (%s); reconnecting",
-                                 item.payload.decode(errors="replace"))
-                self._connected = False
-                self.metrics.connected.set(0)
+            if self._link.note(item):
                 continue
             work.acks.append(item)
             inbound = self._intake.decode(item.topic, item.payload)
@@ -349,16 +228,20 @@ class EdgeRuntime:
             self.metrics.inputs.labels(kind=kind).inc(count)
         self.metrics.queue_depth.set(self._queue.qsize())
         self._flush(work)
-        self._maybe_status(now)
+        if now - self._gauges_at >= 1.0:
+            self._gauges_at = now
+            self._refresh_gauges()
+        self._link.maybe_status(now)
 
     def _flush(self, work: _Work) -> None:
         """Commit the work's events in one WriteBatch, then publish, then acknowledge."""
         if not (work.appends or work.out or work.acks):
             return
         self.metrics.batch_size.observe(len(work.acks))
+        payloads: Iterator[bytes] = iter(())
         if work.appends:
             started = time.perf_counter()
-            self._wiring.commit([a.event for a in work.appends], work.records)
+            payloads = iter(self._wiring.commit([a.event for a in work.appends], work.records))
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
             kinds: dict[str, int] = {}
             for a in work.appends:
@@ -370,10 +253,12 @@ class EdgeRuntime:
             self._transitions = transitions
             self.metrics.high_water_seq.set(self.store.last_seq)
         started = time.perf_counter()
-        client, session = self._client, self._session
+        client, session = self._link.client, self._link.session
         with client.one_wakeup():
             for topic, payload, qos, retain in work.out:
-                client.publish(topic, payload, qos=qos, retain=retain)
+                # An event's payload is what the store kept of it, in the events' order.
+                client.publish(topic, next(payloads) if payload is None else payload,
+                               qos=qos, retain=retain)
             for item in work.acks:
                 # A message of an earlier connection is not acked: the broker resends it on
                 # the new one (the core drops the duplicate), and its old mid may now name
@@ -418,7 +303,7 @@ class EdgeRuntime:
             reason = str(getattr(exc, "reason", "refused")) if refused else "internal_error"
             agent = getattr(inbound, "agent_id", None)
             self._reject(Reject(reason, str(exc) or type(exc).__name__, topic, agent), now, work)
-            if self.core.last_seq != seq:
+            if self.core.last_seq != seq or self.core.needs_rebuild:
                 # Half a change was applied in memory: commit what came before it, then
                 # rebuild the core from the durable log, which never saw that half.
                 _log.error("the core changed state before failing; rebuilding it from the log")
@@ -441,9 +326,10 @@ class EdgeRuntime:
         facility = self.config.facility
         for effect in effects:
             if isinstance(effect, Append):
+                # Refused here, before anything is durable, if a hub could not take it.
+                check_edge_event(effect.event, facility)
                 work.appends.append(effect)
-                work.out.append((self._topics["events"], event_payload(effect.event, facility),
-                                 1, False))
+                work.out.append((self._topics["events"], None, 1, False))
             elif isinstance(effect, Publish):
                 vda = self._wiring.vda
                 if vda is not None and vda.handles(effect):
@@ -472,19 +358,8 @@ class EdgeRuntime:
             self._reject(Reject("schema", "replay needs integer from_seq (and to_seq)", topic),
                          now, work)
             return
-        facility = self.config.facility
-        for event in self._wiring.replay(from_seq, to_seq, _REPLAY_LIMIT):
-            work.out.append((self._topics["events"], event_payload(event, facility), 1, False))
-
-    def _maybe_status(self, now: float) -> None:
-        if now - self._gauges_at >= 1.0:
-            self._gauges_at = now
-            self._refresh_gauges()
-        seq = self.store.last_seq
-        last_at, last_seq = self._last_status
-        if self._connected and seq != last_seq and now - last_at >= self.config.status_interval_s:
-            self._client.publish(self._topics["status"], self._status(True), qos=1, retain=True)
-            self._last_status = (now, seq)
+        for payload in self._wiring.replay(from_seq, to_seq, _REPLAY_LIMIT):
+            work.out.append((self._topics["events"], payload, 1, False))
 
     def _refresh_gauges(self) -> None:
         active, agents = self._wiring.gauges()
@@ -508,14 +383,3 @@ def _input_kind(inbound: object) -> str:
             kind = type(inbound).__name__
         _KINDS[type(inbound)] = kind
     return kind
-
-
-def _probe(host: str, port: int) -> None:
-    """Say in one line, at once, when the broker is not there (paho then keeps retrying)."""
-    try:
-        with socket.create_connection((host, port), timeout=2.0):
-            pass
-    except OSError as exc:
-        _log.error("cannot reach broker mqtt://%s:%d: %s; retrying with backoff", host, port,
-                   exc.strerror or exc)
-

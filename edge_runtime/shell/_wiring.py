@@ -1,6 +1,6 @@
 """The shell's side of the core: open the store, recover the core, commit, snapshot.
 
-Kept apart from ``_shell`` so that the MQTT plumbing does not know the core's internals:
+Kept apart from ``_runtime`` so that the MQTT plumbing does not know the core's internals:
 everything the shell asks of the core and the store goes through ``CoreHost``.
 """
 
@@ -11,9 +11,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import msgpack
 
 from edge_runtime.core import (
     WORKFLOW_TERMINAL,
@@ -38,20 +35,9 @@ from edge_runtime.shell._intake import VdaInbound
 from edge_runtime.store import EventStore, WorkflowCache, maybe_snapshot, recover, store_path
 from edge_runtime.templates import load_templates
 from edge_runtime.vda5050 import VdaBridge, VdaMaster, VdaTranslation
-from topics import (
-    DEFAULT_LIMITS,
-    ENVELOPE_VERSION,
-    Message,
-    ProtocolError,
-    check_identifier,
-    check_size,
-    check_tree,
-    encode,
-    encode_vda,
-    parse_topic,
-)
+from topics import Message, ProtocolError, encode, encode_vda, parse_topic
 
-__all__ = ["UNREACHABLE", "CoreHost", "VdaUnsupported", "event_payload", "map_cost", "open_core"]
+__all__ = ["UNREACHABLE", "CoreHost", "VdaUnsupported", "map_cost", "open_core"]
 
 _log = logging.getLogger("fleetflow.edge")
 
@@ -95,9 +81,13 @@ class CoreHost:
         """The core input for a timer that fell due."""
         return TimerFired(timer_id)
 
-    def commit(self, events: Sequence[Event], records: Mapping[str, bytes] | None = None) -> None:
-        """Make ``events`` and archived workflows' records durable in one WriteBatch."""
-        self.store.append(events, records or None)
+    def commit(self, events: Sequence[Event],
+               records: Mapping[str, bytes] | None = None) -> list[bytes]:
+        """Make ``events`` and archived workflows' records durable in one WriteBatch.
+
+        Returns the events' ``edge/events`` payloads: the bytes the store kept, to stream.
+        """
+        return self.store.append(events, records or None)
 
     def workflow_cache(self, capacity: int = 10_000) -> WorkflowCache[WorkflowView]:
         """Reads of a workflow by id: live ones from the core, archived ones via LRU and store."""
@@ -134,13 +124,14 @@ class CoreHost:
             _log.error("not publishing on %s: %s", effect.topic, exc)
             return None
 
-    def replay(self, from_seq: int, to_seq: int | None, limit: int) -> list[Event]:
-        """Stored events ``from_seq``..``to_seq`` (at most ``limit``), for a hub's gap fill."""
+    def replay(self, from_seq: int, to_seq: int | None, limit: int) -> list[bytes]:
+        """``edge/events`` payloads of events ``from_seq``..``to_seq`` (at most ``limit``), as
+        stored and first streamed, for a hub's gap fill."""
         last = self.store.last_seq if to_seq is None else min(to_seq, self.store.last_seq)
         first = max(1, from_seq, self.store.first_seq)
         if first > last:
             return []
-        return list(self.store.read(first, min(last, first + limit - 1)))
+        return list(self.store.read_payloads(first, min(last, first + limit - 1)))
 
     def gauges(self) -> tuple[int, dict[str, int]]:
         """Active workflows, and agents by status (offline counted apart), for the metrics."""
@@ -160,60 +151,6 @@ class CoreHost:
     def close(self) -> None:
         """Close the store (releases the RocksDB lock)."""
         self.store.close()
-
-
-_CHECKED: set[str] = set()
-"""Identifiers already found valid (event kinds, the facility, workflow ids)."""
-_INT_END = 2**63
-_MODEL_MAX_STR = 1024
-"""``topics`` models' ``str_max_length``: it applies to the keys of an event's ``data``."""
-
-
-def _identifier(value: object) -> bool:
-    if value in _CHECKED:
-        return True
-    try:
-        check_identifier(value)  # type: ignore[arg-type]
-    except ProtocolError:
-        return False
-    if len(_CHECKED) >= 65536:
-        _CHECKED.clear()
-    _CHECKED.add(value)  # type: ignore[arg-type]
-    return True
-
-
-def _short_keys(data: dict[str, Any]) -> bool:
-    """Whether the model would take ``data``'s own keys (its ``str_max_length``)."""
-    return all(type(k) is str and len(k) <= _MODEL_MAX_STR for k in data)
-
-
-def event_payload(event: Event, facility: str) -> bytes:
-    """``encode(event.to_wire(facility))``, byte for byte, without the pydantic round trip.
-
-    Every event is streamed, so building an ``EdgeEvent`` model only to dump it again cost
-    more than the core's transition. The model's checks are kept as plain tests (seq and
-    hlc ranges, identifiers), the body is checked and sized like ``encode`` does, and
-    anything unusual — or any failure — takes ``encode``'s own path, which raises as before.
-    """
-    seq, hlc, kind, workflow_id, data = (event.seq, event.hlc, event.kind, event.workflow_id,
-                                         event.data)
-    if (type(seq) is int and type(hlc) is int and 1 <= seq < _INT_END and 0 <= hlc < _INT_END
-            and type(kind) is str and type(data) is dict and _short_keys(data)
-            and _identifier(facility)
-            and _identifier(kind) and (workflow_id is None or (type(workflow_id) is str
-                                                               and _identifier(workflow_id)))):
-        # Field order of EdgeEvent.model_dump(exclude={"type"}): the bytes must be the same.
-        body = {"seq": seq, "hlc": hlc, "facility": facility, "kind": kind,
-                "workflow_id": workflow_id, "data": data}
-        try:
-            check_tree(body, DEFAULT_LIMITS, "edge_event message")
-            payload: bytes = msgpack.packb([ENVELOPE_VERSION, "edge_event", body],
-                                           use_bin_type=True)
-            check_size(payload, DEFAULT_LIMITS, "edge_event message")
-            return payload
-        except (ProtocolError, ValueError, TypeError, OverflowError):
-            pass
-    return encode(event.to_wire(facility))
 
 
 def map_cost(facility_map: FacilityMap) -> CostFunction:

@@ -9,18 +9,17 @@ from pathlib import Path
 
 from edge_runtime.core import decode_workflow_record
 from edge_runtime.store._cache import WorkflowCache
-from edge_runtime.store._log import (
-    SCHEMA_VERSION,
-    EventStore,
+from edge_runtime.store._errors import (
     FacilityMismatch,
-    StoredSnapshot,
     StoreError,
     StoreLocked,
     StoreOrderError,
     StoreVersionError,
-    SyncMode,
 )
+from edge_runtime.store._layout import SCHEMA_VERSION
+from edge_runtime.store._log import SyncMode
 from edge_runtime.store._recovery import Projection, maybe_snapshot, recover, replay, state_at
+from edge_runtime.store._store import EventStore, StoredSnapshot
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from edge_runtime.store._log import EventStore
+from edge_runtime.store._store import EventStore
 
 __all__ = ["WorkflowCache"]
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from edge_runtime.core import Event
-from edge_runtime.store._log import EventStore, StoreError
+from edge_runtime.store._errors import StoreError
+from edge_runtime.store._store import EventStore
 
 __all__ = ["Projection", "maybe_snapshot", "recover", "replay", "state_at"]
 
@@ -113,7 +114,8 @@ def maybe_snapshot(store: EventStore, projection: Projection) -> bool:
             f"the projection is at seq {projection.last_seq}, ahead of the durable log "
             f"({store.last_seq}); snapshot only committed state"
         )
-    if not store.maybe_snapshot(projection.last_seq):
+    if not store.snapshot_due(projection.last_seq):
         return False
-    store.maybe_snapshot(projection.last_seq, projection.snapshot())
+    store.save_snapshot(projection.last_seq, projection.snapshot())
+    store.prune_snapshots()
     return True

@@ -10,11 +10,14 @@ drive it alike, and a replay of the same inputs gives the same outputs. What an 
 module sends the orders and instant actions.
 
 Each AGV is answered in the protocol version its own headers carry (2.0.x or 2.1.x); a 2.0
-AGV never receives a 2.1-only field. ``headerId`` counts per topic per AGV.
+AGV never receives a 2.1-only field, and gets its instant actions under both ``actions`` (the
+2.0.0 document and schema) and ``instantActions`` (the early 2.0 draft schema some fielded
+2.0 AGVs follow). ``headerId`` counts per topic per AGV.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -326,7 +329,13 @@ class VdaMaster:
                                   "blockingType": blocking}
         if params:
             action["actionParameters"] = [{"key": k, "value": v} for k, v in params.items()]
-        return action_id, self._send(s, "instantActions", {"actions": [action]}, now)
+        body: dict[str, Any] = {"actions": [action]}
+        if s.answer_version.startswith("2.0."):
+            # Fielded 2.0 AGVs read the document's `actions` or the early draft schema's
+            # `instantActions`, and refuse a message without theirs; neither schema forbids
+            # the other key, so both get the same array.
+            body["instantActions"] = copy.deepcopy(body["actions"])
+        return action_id, self._send(s, "instantActions", body, now)
 
     def instant_action(self, manufacturer: str, serial_number: str, action_type: str,
                        now: float, params: Mapping[str, Any] | None = None,

@@ -179,7 +179,13 @@ def track(s: AgvSession, a: RunningOrder, state: dict[str, Any], now: float,
                                   job.step_id, job.attempt, plan.order_id))
     statuses = {x["actionId"]: x["actionStatus"] for x in state.get("actionStates", [])}
     if a.cancel_action_id is not None:
-        if statuses.get(a.cancel_action_id) in _TERMINAL:
+        # Done once the AGV ends our cancelOrder — or ends the order without it (it refused
+        # or never got the instant action): either way the step is withdrawn, and waiting on
+        # would keep the AGV busy for good.
+        over = not state.get("nodeStates") and not state.get("edgeStates") and not any(
+            statuses.get(aid) in _IN_PROGRESS for aid in plan.action_ids)
+        if statuses.get(a.cancel_action_id) in _TERMINAL or (
+                over and a.cancel_action_id not in statuses):
             s.active = None
             out.append(VdaStepCancelled(s.manufacturer, s.serial_number, job.workflow_id,
                                         job.step_id, job.attempt, plan.order_id))
@@ -242,6 +248,8 @@ def _rejection(a: RunningOrder, state: dict[str, Any]) -> tuple[str, str] | None
             continue
         refs = {r.get("referenceKey"): r.get("referenceValue")
                 for r in err.get("errorReferences", [])}
+        if refs.get("topic", "order") != "order":
+            continue  # about a message on another topic (a refused instant action)
         if "orderId" in refs:
             if refs["orderId"] != a.plan.order_id:
                 continue
