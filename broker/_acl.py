@@ -103,7 +103,12 @@ def rules(identity: Identity) -> tuple[Rule, ...]:
         access: dict[str, Access] = {
             "state": "write", "event": "write", "conn": "readwrite", "cmd": "read"
         }
-        return tuple(Rule(access[kind], f"{base}/{kind}") for kind in AGENT_KINDS)
+        return (
+            *(Rule(access[kind], f"{base}/{kind}") for kind in AGENT_KINDS),
+            # Its edge's retained status: an agent resends unacknowledged events at once
+            # when the edge comes back online (docs/protocol.md, "Delivery").
+            Rule("read", f"{NATIVE_PREFIX}/{identity.facility}/edge/status"),
+        )
     if role == "edge":
         # The edge is VDA 5050 master control; VDA topics carry no facility, so an edge
         # may speak to every AGV on its broker.

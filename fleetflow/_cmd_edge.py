@@ -69,7 +69,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-max", type=int, default=512,
                    help="most inputs per group commit (default %(default)s)")
     p.add_argument("--vda", action="store_true", default=_env("VDA") == "1",
-                   help="act as VDA 5050 master for AGVs on uagv/v2/+/+/… (env FLEETFLOW_VDA=1)")
+                   help="act as VDA 5050 master for AGVs on uagv/v2/+/+/… (env FLEETFLOW_VDA=1); "
+                        "orders are planned on --map, so an AGV must stand on one of its nodes: "
+                        "with maps/demo.yaml, a test AGV is `python -m agents_sim.vda_agv "
+                        "--serial agv1 --node dock --x 0 --y 0 --map-id demo_floor`")
     p.add_argument("--vda-capabilities", default=_env("VDA_CAPABILITIES", "transport"),
                    help="comma-separated capabilities of every VDA AGV (default %(default)s)")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),

@@ -172,10 +172,19 @@ def test_agent_wildcard_subscription_sees_only_its_own(connect: Any) -> None:
     a2.subscribe(T("F1", "agent/a2/cmd"))
     edge = connect("edge1")
     edge.publish(T("F1", "agent/a1/cmd"), b"for a1")
-    edge.publish(T("F1", "edge/status"), b"status")
+    edge.publish(T("F1", "edge/events"), b"events")
     edge.publish(T("F1", "agent/a2/cmd"), b"for a2")
     assert a2.next() == (T("F1", "agent/a2/cmd"), b"for a2")
     assert a2.messages.empty()
+
+
+def test_agent_reads_its_edges_status(connect: Any) -> None:
+    """An agent may read its facility's edge status (to resend when the edge is back)."""
+    a1 = connect("a1")
+    a1.subscribe(T("F1", "edge/status"))
+    edge = connect("edge1")
+    edge.publish(T("F1", "edge/status"), b"online")
+    assert a1.next() == (T("F1", "edge/status"), b"online")
 
 
 @pytest.mark.parametrize(

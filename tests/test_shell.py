@@ -18,9 +18,11 @@ from prometheus_client import generate_latest
 from edge_runtime.shell import EdgeConfig, EdgeMetrics, EdgeRuntime
 from topics import (
     AgentConn,
+    CommandAck,
     EdgeEvent,
     ErrorReport,
     HubCommand,
+    decode_agent_command,
     decode_edge_event,
     decode_error_report,
     encode,
@@ -293,15 +295,27 @@ def test_core_failing_mid_change_is_rebuilt_from_the_log(
     assert not any(e.workflow_id == "w-boom" for e in peer.events)
 
 
-def test_commands_sent_while_stopped_are_handled_after_restart(
+def _replies(peer: Peer, command_id: str) -> list[EdgeEvent]:
+    return [e for e in peer.events if e.kind == "command_reply" and e.data["cmd"] == command_id]
+
+
+def test_command_resent_by_the_hub_is_applied_once_and_answered_again(
         runtime: Callable[..., EdgeRuntime], peer: Peer) -> None:
-    """The persistent session keeps QoS 1 commands for a stopped edge until it is back."""
+    """A hub command lost while the edge was down is applied when resent; a repeat of an
+    applied one is answered with the original reply (same seq), not applied twice."""
     rt = runtime()
     rt.request_stop()
     assert rt.wait() == 0
-    peer.command("c-late", "create_workflow", template="one", workflow_id="w-late")
+    peer.command("c-late", "create_workflow", template="one", workflow_id="w-late")  # lost
     runtime()
-    peer.wait_for(lambda: any(e.workflow_id == "w-late" for e in peer.events))
+    peer.command("c-late", "create_workflow", template="one", workflow_id="w-late")
+    peer.wait_for(lambda: len(_replies(peer, "c-late")) == 1)
+    peer.command("c-late", "create_workflow", template="one", workflow_id="w-late")
+    peer.wait_for(lambda: len(_replies(peer, "c-late")) == 2)
+    first, again = _replies(peer, "c-late")
+    assert again.seq == first.seq and again.data == first.data
+    assert sum(e.kind == "workflow_created" for e in peer.events) == 1
+    assert not peer.errors
 
 
 def test_finished_workflow_is_archived_with_its_record(
@@ -323,3 +337,80 @@ def test_finished_workflow_is_archived_with_its_record(
     assert view is not None and view.state == "completed"
     assert rt.workflows.stats()["store"]["hits"] == 1
     assert rt.workflows.get("w1") is view and rt.workflows.stats()["memory"]["hits"] == 1
+
+
+class AgentInbox:
+    """An agent's side of ``cmd``, by hand: records every command, acknowledges on request."""
+
+    def __init__(self, port: int, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.commands: list[Any] = []
+        self._lock = threading.Condition()
+        ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        topic = f"fleetflow/v1/{F}/agent/{agent_id}/cmd"
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *_: ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert ready.wait(10)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.commands.append(decode_agent_command(bytes(msg.payload)))
+            self._lock.notify_all()
+
+    def of_type(self, kind: str) -> list[Any]:
+        with self._lock:
+            return [c for c in self.commands if c.type == kind]
+
+    def wait_for(self, check: Callable[[AgentInbox], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not check(self):
+                assert time.monotonic() < deadline, [c.type for c in self.commands]
+                self._lock.wait(0.1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_unacknowledged_command_is_resent_until_the_agent_acks(
+        runtime: Callable[..., EdgeRuntime], peer: Peer, mosquitto_port: int) -> None:
+    """An Assign the agent does not acknowledge comes again; a CommandAck stops it, and the
+    agent's events are acknowledged (EventAck) after the commit."""
+    inbox = AgentInbox(mosquitto_port, "r1")
+    try:
+        runtime()
+        _announce(peer, "r1")
+        peer.command("c1", "create_workflow", template="one", workflow_id="w1")
+        inbox.wait_for(lambda i: len(i.of_type("assign")) >= 2, 10)  # resent after ~1 s
+        assign = inbox.of_type("assign")[0]
+        ack = CommandAck(event_id="ack-1", agent_id="r1", ts=1.0, command_id=assign.command_id)
+        peer.send(f"fleetflow/v1/{F}/agent/r1/event", encode(ack))
+        inbox.wait_for(lambda i: any("ack-1" in c.event_ids for c in i.of_type("event_ack")))
+        settled = len(inbox.of_type("assign"))
+        time.sleep(2.5)  # past the next resend time
+        assert len(inbox.of_type("assign")) == settled
+    finally:
+        inbox.close()
+
+
+def test_unacknowledged_commands_are_resent_after_a_restart(
+        runtime: Callable[..., EdgeRuntime], peer: Peer, mosquitto_port: int) -> None:
+    """The outbox is durable: a restarted edge resends every command not acknowledged (no
+    agent listened before the stop)."""
+    rt = runtime()
+    _announce(peer, "r1")
+    peer.command("c1", "create_workflow", template="one", workflow_id="w1")
+    peer.wait_for(lambda: any(e.kind == "step_assigned" for e in peer.events))
+    rt.request_stop()
+    assert rt.wait() == 0
+    inbox = AgentInbox(mosquitto_port, "r1")
+    try:
+        runtime()
+        inbox.wait_for(lambda i: [c.workflow_id for c in i.of_type("assign")] == ["w1"], 10)
+    finally:
+        inbox.close()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import agents_sim.vda_agv
 from edge_runtime.core import Publish
 from edge_runtime.facility import load_map
 from edge_runtime.vda5050 import VdaBridge, VdaMaster
+from fleetflow.__main__ import build_parser
 from topics import (
     AgentConn,
     AgentState,
@@ -17,15 +20,17 @@ from topics import (
     ProtocolError,
     StepAccepted,
     StepDone,
+    StepFailed,
     StepStarted,
     SyncArrival,
 )
 
 F = "f1"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bridge() -> VdaBridge:
-    demo = load_map(Path(__file__).resolve().parent.parent / "maps" / "demo.yaml")
+    demo = load_map(ROOT / "maps" / "demo.yaml")
     return VdaBridge(F, VdaMaster(graph=demo.graph), ("transport",))
 
 
@@ -137,3 +142,42 @@ def test_agv_arrives_at_its_sync_point_when_its_step_is_done() -> None:
     assert (arrival.agent_id, arrival.workflow_id, arrival.step_id) == ("agv1", "w1", "handover")
     again = bridge.inbound("acme", "agv1", "state", arrived, 10.0).inputs
     assert not any(isinstance(i, SyncArrival) for i in again)
+
+
+def test_the_documented_test_agv_stands_on_the_shipped_map(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/vda5050.md and the help start the test AGV on a node of maps/demo.yaml, as its map."""
+    demo = load_map(ROOT / "maps" / "demo.yaml")
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps help at the terminal's width
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["edge", "--help"])
+    edge_help = capsys.readouterr().out
+    for text in ((ROOT / "docs" / "vda5050.md").read_text(), edge_help,
+                 agents_sim.vda_agv.__doc__ or ""):
+        commands = re.findall(r"agents_sim\.vda_agv ([^`]*?--map-id \w+)", text)
+        assert commands, text[:200]
+        for command in commands:
+            node = re.search(r"--node (\S+)", command)
+            assert node and node[1] in demo.nodes, command
+            assert command.split()[-1] == demo.map_id, command
+
+
+@pytest.mark.parametrize(("node", "location", "message"), [
+    ("n0", "pack", "agv1 stands on n0, which is not on map demo_floor"),
+    ("", "pack", "agv1 reports no lastNodeId: where it stands on map demo_floor is unknown"),
+    ("dock", "nowhere", "the step's location nowhere is not on map demo_floor"),
+    ("", None, "agv1 reports no lastNodeId and the step has no location: there is nowhere "
+               "to send it"),
+])
+def test_an_order_that_cannot_be_planned_fails_its_step_saying_why(
+        node: str, location: str | None, message: str) -> None:
+    """AGV off the map or of unknown place, goal off the map: the step fails at once, in words."""
+    bridge = _bridge()
+    _online(bridge)
+    bridge.inbound("acme", "agv1", "state", _state(lastNodeId=node), 2.0)
+    assign = Assign(command_id="c1", workflow_id="w1", step_id="s1", kind="robot",
+                    location=location)
+    out = bridge.command(Publish(f"fleetflow/v1/{F}/agent/agv1/cmd", assign), 3.0)
+    (failed,) = out.inputs
+    assert out.messages == [] and isinstance(failed, StepFailed)
+    assert (failed.step_id, failed.error_type, failed.message) == ("s1", "no_route", message)

@@ -114,12 +114,16 @@ def test_other_facility_is_refused(tmp_path: Path) -> None:
     EventStore(tmp_path / "s", "fac-a").close()  # the failed open released the lock
 
 
+def _families(path: Path) -> dict[str, Options]:
+    """Every column family of the store at ``path`` (RocksDB opens all or refuses)."""
+    return {n: Options(raw_mode=True) for n in Rdict.list_cf(str(path)) if n != "default"}
+
+
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     """A store written by schema version N+1 is refused, naming both versions."""
     EventStore(tmp_path / "s", "fac-a").close()
     opts = Options(raw_mode=True)
-    db = Rdict(str(tmp_path / "s"), opts, column_families={
-        n: Options(raw_mode=True) for n in ("events", "snapshots", "meta", "workflows")})
+    db = Rdict(str(tmp_path / "s"), opts, column_families=_families(tmp_path / "s"))
     meta = db.get_column_family("meta")
     meta[b"schema_version"] = msgpack.packb(SCHEMA_VERSION + 1)
     meta.close()
@@ -135,8 +139,8 @@ def test_tampered_metadata_is_refused(tmp_path: Path) -> None:
     """A log whose end disagrees with the recorded last seq is refused, and the lock released."""
     with EventStore(tmp_path / "s", "fac-a") as s:
         s.append(make_events(1, 5, random.Random(8)))
-    db = Rdict(str(tmp_path / "s"), Options(raw_mode=True), column_families={
-        n: Options(raw_mode=True) for n in ("events", "snapshots", "meta", "workflows")})
+    db = Rdict(str(tmp_path / "s"), Options(raw_mode=True),
+               column_families=_families(tmp_path / "s"))
     events = db.get_column_family("events")
     del events[(5).to_bytes(8, "big")]
     events.close()
@@ -258,8 +262,7 @@ def test_store_keeps_each_event_as_its_edge_events_payload(
 
 def _as_schema_1(path: Path, events: list[Event]) -> None:
     """Rewrite a store as a schema-1 build left it: events in ``encode_event``'s form."""
-    db = Rdict(str(path), Options(raw_mode=True), column_families={
-        n: Options(raw_mode=True) for n in ("events", "snapshots", "meta", "workflows")})
+    db = Rdict(str(path), Options(raw_mode=True), column_families=_families(path))
     meta, stored = db.get_column_family("meta"), db.get_column_family("events")
     meta[b"schema_version"] = msgpack.packb(1)
     for event in events:
@@ -285,8 +288,8 @@ def test_schema_1_store_reads_on_and_is_marked_schema_2(tmp_path: Path) -> None:
         payloads += s.append(new)
         assert list(s.read()) == old + new
         assert list(s.read_payloads()) == payloads
-    db = Rdict(str(tmp_path / "s"), Options(raw_mode=True), column_families={
-        n: Options(raw_mode=True) for n in ("events", "snapshots", "meta", "workflows")})
+    db = Rdict(str(tmp_path / "s"), Options(raw_mode=True),
+               column_families=_families(tmp_path / "s"))
     meta = db.get_column_family("meta")
     assert msgpack.unpackb(meta[b"schema_version"]) == SCHEMA_VERSION == 2
     meta.close()
@@ -422,3 +425,24 @@ def test_store_path_accepts_data_dir_or_store_dir(tmp_path: Path) -> None:
     assert store_path(tmp_path) == tmp_path / "store"
     EventStore(tmp_path / "store", "fac-a").close()
     assert store_path(tmp_path / "store") == tmp_path / "store"
+
+
+def test_outbox_entries_commit_with_events_and_delete_on_ack(tmp_path: Path) -> None:
+    """Commands kept in the outbox are durable with the batch, and gone once acknowledged."""
+    with EventStore(tmp_path / "s", "fac-a") as s:
+        s.append(make_events(1, 2, random.Random(1)), outbox={b"a1\0c1": b"x", b"a1\0c2": b"y"})
+        s.append([], outbox={b"a1\0c1": None})
+    with EventStore(tmp_path / "s", "fac-a") as s:
+        assert s.outbox() == [(b"a1\0c2", b"y")] and s.last_seq == 2
+
+
+def test_store_without_an_outbox_family_opens_read_only(tmp_path: Path) -> None:
+    """A store from before the outbox existed still opens read-only (and has none)."""
+    with EventStore(tmp_path / "s", "fac-a") as s:
+        s.append(make_events(1, 3, random.Random(2)))
+    db = Rdict(str(tmp_path / "s"), Options(raw_mode=True),
+               column_families=_families(tmp_path / "s"))
+    db.drop_column_family("outbox")
+    db.close()
+    with EventStore(tmp_path / "s", "fac-a", read_only=True) as reader:
+        assert reader.last_seq == 3 and reader.outbox() == []

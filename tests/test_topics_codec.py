@@ -86,6 +86,9 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "high_water_seq": st.integers(min_value=0, max_value=2**63 - 1),
     "consistency": st.sampled_from(["strong", "eventual", "bounded_staleness"]),
     "topic": st.text(max_size=100),
+    "outcome": st.sampled_from(["done", "refused"]),
+    "event_ids": st.lists(ident, max_size=5),
+    "refused": st.dictionaries(ident, text, max_size=3),
 }
 FIELD_OVERRIDES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("edge_event", "kind"): ident,
@@ -124,9 +127,9 @@ DECODERS: list[Callable[[bytes], Message]] = [
 KIND_DECODER: dict[str, Callable[[bytes], Message]] = {
     "conn": decode_agent_conn, "state": decode_agent_state,
     **dict.fromkeys(["bid", "step_accepted", "step_started", "step_progress", "step_done",
-                     "step_failed", "sync_arrival"], decode_agent_event),
-    **dict.fromkeys(["assign", "cfp", "award", "pause", "resume", "cancel", "sync_release"],
-                    decode_agent_command),
+                     "step_failed", "sync_arrival", "command_ack"], decode_agent_event),
+    **dict.fromkeys(["assign", "cfp", "award", "pause", "resume", "cancel", "sync_release",
+                     "event_ack"], decode_agent_command),
     "edge_event": decode_edge_event, "hub_command": decode_hub_command,
     "edge_status": decode_edge_status, "error_report": decode_error_report,
 }

@@ -40,6 +40,8 @@ class Hub:
     def __init__(self, port: int) -> None:
         self.events: list[EdgeEvent] = []
         self.online = False
+        self.edge: subprocess.Popen[bytes] | None = None
+        """The edge process it watches (set by the fixture)."""
         self._cond = threading.Condition()
         subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hub")
@@ -93,6 +95,7 @@ def edge_and_hub(mosquitto_port: int, tmp_path: Path) -> Iterator[Hub]:
              f"mqtt://127.0.0.1:{mosquitto_port}", "--data", str(tmp_path / "data"),
              "--templates", str(templates), "--map", str(ROOT / "maps" / "demo.yaml"),
              "--metrics-port", "0", "--vda"], cwd=ROOT, stdout=log, stderr=log)
+    hub.edge = edge
     try:
         hub.wait_for(lambda h: h.online, 60)
         yield hub
@@ -164,3 +167,28 @@ def test_hub_pauses_resumes_and_cancels_a_vda_agv(edge_and_hub: Hub, mosquitto_p
         assert "step_done" not in hub.kinds("w1") and runner.faults == []
     finally:
         runner.stop()
+
+
+def test_an_agv_off_the_map_fails_its_step_and_the_edge_serves_on(edge_and_hub: Hub,
+                                                                  mosquitto_port: int) -> None:
+    """A step for an AGV standing off the map fails with a clear message; the edge runs on."""
+    hub = edge_and_hub
+    agv = subprocess.Popen(  # as the docs once started it: on n0, which the demo map lacks
+        [PYTHON, "-m", "agents_sim.vda_agv", "--port", str(mosquitto_port), "--manufacturer",
+         "acme", "--serial", "agv1", "--node", "n0", "--x", "0", "--y", "0", "--version",
+         "2.0.0", "--instant-key", "instantActions", "--state-interval", "1"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        hub.wait_for(lambda h: "agent_updated" in h.kinds(), 30)  # its node is known
+        hub.command("create_workflow", template="vda_haul", workflow_id="w1")
+        hub.wait_for(lambda h: "step_failed" in h.kinds("w1"))
+        failed = next(e for e in hub.events if e.kind == "step_failed")
+        assert (failed.data["step"], failed.data["error"], failed.data["message"]) == (
+            "haul", "no_route", "agv1 stands on n0, which is not on map demo_floor")
+        hub.command("cancel_workflow", workflow_id="w1")
+        hub.wait_for(lambda h: "workflow_cancelled" in h.kinds("w1"))
+        assert hub.edge is not None and hub.edge.poll() is None, "the edge exited"
+        seqs = [e.seq for e in hub.events]
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        stop_process(agv, 5)

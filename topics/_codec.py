@@ -40,9 +40,11 @@ from topics._models import (
     Bid,
     Cancel,
     Cfp,
+    CommandAck,
     EdgeEvent,
     EdgeStatus,
     ErrorReport,
+    EventAck,
     HubCommand,
     IdentifierError,
     Message,
@@ -96,8 +98,8 @@ def _table(*classes: type[Message]) -> _Table:
 
 MESSAGE_TYPES: _Table = _table(
     AgentConn, AgentState,
-    Bid, StepAccepted, StepStarted, StepProgress, StepDone, StepFailed, SyncArrival,
-    Assign, Cfp, Award, Pause, Resume, Cancel, SyncRelease,
+    Bid, StepAccepted, StepStarted, StepProgress, StepDone, StepFailed, SyncArrival, CommandAck,
+    Assign, Cfp, Award, Pause, Resume, Cancel, SyncRelease, EventAck,
     EdgeEvent, HubCommand, EdgeStatus, ErrorReport,
 )
 """Every native message class by its ``type`` name (the envelope's second element)."""

@@ -25,9 +25,11 @@ __all__ = [
     "Bid",
     "Cancel",
     "Cfp",
+    "CommandAck",
     "EdgeEvent",
     "EdgeStatus",
     "ErrorReport",
+    "EventAck",
     "HubCommand",
     "Identifier",
     "IdentifierError",
@@ -179,8 +181,20 @@ class SyncArrival(_StepEventBase):
     type: Literal["sync_arrival"] = "sync_arrival"
 
 
+class CommandAck(_AgentEventBase):
+    """The agent's reply to an edge command — to every copy it receives, a resent one too:
+    it applied it (``done``) or will not (``refused``, with a reason). The edge resends a
+    command until this comes (docs/protocol.md, "Delivery")."""
+
+    type: Literal["command_ack"] = "command_ack"
+    command_id: Identifier
+    outcome: Literal["done", "refused"] = "done"
+    reason: Text = ""
+
+
 AgentEvent = Annotated[
-    Bid | StepAccepted | StepStarted | StepProgress | StepDone | StepFailed | SyncArrival,
+    Bid | StepAccepted | StepStarted | StepProgress | StepDone | StepFailed | SyncArrival
+    | CommandAck,
     Field(discriminator="type"),
 ]
 """Anything an agent sends on ``agent/{id}/event``."""
@@ -273,8 +287,19 @@ class SyncRelease(_CommandBase):
     step_id: Identifier
 
 
+class EventAck(_CommandBase):
+    """The edge made these events of the agent durable (``event_ids``, duplicates included)
+    or refused them for good (``refused``: event id → reason): stop resending them. Sent once
+    per batch the edge commits; not acknowledged itself (a lost one means a resend, which
+    is acknowledged again)."""
+
+    type: Literal["event_ack"] = "event_ack"
+    event_ids: list[Identifier] = Field(default_factory=list, max_length=4096)
+    refused: dict[Identifier, Text] = Field(default_factory=dict, max_length=4096)
+
+
 AgentCommand = Annotated[
-    Assign | Cfp | Award | Pause | Resume | Cancel | SyncRelease,
+    Assign | Cfp | Award | Pause | Resume | Cancel | SyncRelease | EventAck,
     Field(discriminator="type"),
 ]
 """Anything the edge sends on ``agent/{id}/cmd``."""

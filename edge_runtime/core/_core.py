@@ -145,6 +145,12 @@ class Core:
         """Workflow and step state changes applied so far (the benchmark counts them)."""
         return self.state.transitions
 
+    def reply_seq(self, command_id: str) -> int | None:
+        """Seq of the ``command_reply`` event of hub command ``command_id`` if it was applied
+        (recently: ``CoreConfig.command_window``), else ``None``."""
+        seq = self.state.commands.get(command_id)
+        return seq or None
+
     def template(self, ref: str) -> Template:
         """The template ``name`` (newest version) or ``name@version``."""
         return self.state.template(ref)

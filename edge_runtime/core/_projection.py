@@ -254,7 +254,7 @@ class Projection:
             st.outputs, st.done_seq, st.failures, st.error = None, 0, 0, None
 
     def _on_command_reply(self, _: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
-        self.state.commands[d["cmd"]] = None
+        self.state.commands[d["cmd"]] = ev.seq
         if len(self.state.commands) > self.command_window:
             del self.state.commands[next(iter(self.state.commands))]
 

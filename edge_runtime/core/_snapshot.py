@@ -59,7 +59,7 @@ def dump_state(p: FacilityState) -> bytes:
         [_agent(a) for a in p.agents.values()],
         [_workflow(wf) for wf in p.workflows.values()],
         [[res, *holder] for res, holder in p.holds.items()],
-        list(p.commands),
+        [[cmd, seq] for cmd, seq in p.commands.items()],
         {wid: code[state] for wid, state in p.archived.items()},
     ], use_bin_type=True)
 
@@ -119,7 +119,10 @@ def load_state(p: FacilityState, data: bytes) -> None:
         p.workflows[wid] = wf
     for res, wid, sid in holds:
         p.holds[res] = (wid, sid)
-    for cmd in commands:
-        p.commands[cmd] = None
+    for cmd in commands:  # [id, seq of its reply]; older snapshots kept the id alone
+        if isinstance(cmd, str):
+            p.commands[cmd] = 0
+        else:
+            p.commands[cmd[0]] = cmd[1]
     for wid, code in archived.items():
         p.archived[wid] = _ARCHIVED_STATE[code]

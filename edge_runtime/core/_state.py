@@ -170,8 +170,9 @@ class FacilityState:
         """Resource name -> (workflow, step) holding it."""
         self.queue: list[QueueKey] = []
         """Steps waiting for an agent or a resource, in allocation order."""
-        self.commands: dict[str, None] = {}
-        """Recent hub command ids, oldest first (duplicate filter window)."""
+        self.commands: dict[str, int] = {}
+        """Recent hub command ids, oldest first (duplicate filter window), with the seq of
+        their ``command_reply`` event (0 if unknown: read from an older snapshot)."""
         self.archived: dict[str, str] = {}
         """Archived workflows, in archive order: id -> ``completed`` or ``cancelled``.
 

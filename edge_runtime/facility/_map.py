@@ -112,8 +112,9 @@ class FacilityMap:
         """Zones by id."""
         self.nodes: dict[str, Node] = dict(doc.nodes)
         """Nodes by id."""
-        self.graph: nx.DiGraph[str] = nx.DiGraph()
-        """Directed; node attributes x, y, map_id, zones, charger, station; edge ``length``."""
+        self.graph: nx.DiGraph[str] = nx.DiGraph(map_id=doc.map_id)
+        """Directed; node attributes x, y, map_id, zones, charger, station; edge ``length``;
+        the graph attribute ``map_id`` names the map (in a route planner's errors)."""
         for node_id, node in doc.nodes.items():
             for zone in node.zones:
                 if zone not in doc.zones:

@@ -2,10 +2,12 @@
 
 ``EdgeRuntime`` is the process (``fleetflow edge``); ``Intake`` validates inbound messages;
 ``TimerHeap`` turns the core's timers into ``TimerFired`` inputs; ``EdgeMetrics`` exports
-Prometheus metrics.
+Prometheus metrics; ``Delivery`` keeps the edge's half of end-to-end delivery (event acks,
+the command outbox).
 """
 
 from edge_runtime.shell._config import EdgeConfig
+from edge_runtime.shell._delivery import Delivery
 from edge_runtime.shell._intake import REJECT_REASONS, Inbound, Intake, Reject, VdaInbound
 from edge_runtime.shell._metrics import EdgeMetrics
 from edge_runtime.shell._mqtt import BufferedClient
@@ -15,6 +17,7 @@ from edge_runtime.shell._timers import TimerHeap
 __all__ = [
     "REJECT_REASONS",
     "BufferedClient",
+    "Delivery",
     "EdgeConfig",
     "EdgeMetrics",
     "EdgeRuntime",

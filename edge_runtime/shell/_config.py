@@ -40,9 +40,13 @@ class EdgeConfig:
     snapshot_every: int = 10_000
     status_interval_s: float = 1.0
     """Least time between two retained online statuses while the high-water seq moves."""
+    watchdog_s: float = 15.0
+    """The edge publishes its status at least every third of this and must hear it back
+    from the broker; silent this long while connected, it drops the link and reconnects
+    (a connected but deaf link). 0 turns the watchdog off."""
     keepalive_s: int = 10
     client_id: str | None = None
-    """MQTT client id; ``fleetflow-edge-{facility}`` by default (a persistent session)."""
+    """MQTT client id; ``fleetflow-edge-{facility}`` by default (a clean session)."""
     vda: bool = False
     """Act as VDA 5050 master for AGVs on ``uagv/v2/+/+/…`` of this broker."""
     vda_capabilities: tuple[str, ...] = ("transport",)

@@ -78,6 +78,8 @@ class BrokerLink:
         self._subscribed = threading.Event()
         self._connect_failures = 0
         self._last_status = (-1.0, -1)
+        self._heard_at = 0.0
+        """When the broker last delivered the edge's own status (or the link came up)."""
         self.client = self._make_client()
         """The MQTT client; publish and ack from the batch loop's thread."""
 
@@ -91,7 +93,10 @@ class BrokerLink:
         client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=c.client_id or f"fleetflow-edge-{c.facility}",
-            clean_session=False,  # the broker keeps our subscriptions and unacked messages
+            # No guarantee rests on a broker session (docs/protocol.md, "Delivery"): senders
+            # resend what the edge has not acknowledged after commit. A clean session also
+            # keeps clear of amqtt 0.12's session-resume defects (docs/broker.md).
+            clean_session=True,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
@@ -172,8 +177,12 @@ class BrokerLink:
 
     def note(self, item: Received) -> bool:
         """Take in a connection marker; ``False`` if ``item`` is a message, not a marker."""
+        if item.topic == self.status_topic:  # our own status, echoed: the link delivers
+            self._heard_at = self._clock()
+            return True
         if item.topic == _CONNECTED:
             self.connected, self._connect_failures = True, 0
+            self._heard_at = self._clock()
             self._metrics.connected.set(1)
             _log.info("connected to broker mqtt://%s:%d", self.config.host, self.config.port)
             self._last_status = (-1.0, -1)  # announce ourselves on the new connection
@@ -188,12 +197,27 @@ class BrokerLink:
         return False
 
     def maybe_status(self, now: float) -> None:
-        """Publish the retained online status if the seq moved and the interval passed."""
+        """Publish the retained online status if the seq moved and the interval passed, or
+        as a heartbeat; drop a link on which even that has not come back (the watchdog)."""
+        if not self.connected:
+            return
         seq = self._high_water()
         last_at, last_seq = self._last_status
-        if self.connected and seq != last_seq and now - last_at >= self.config.status_interval_s:
+        watchdog = self.config.watchdog_s
+        heartbeat = watchdog / 3 if watchdog > 0 else float("inf")
+        if (seq != last_seq and now - last_at >= self.config.status_interval_s) or (
+                now - last_at >= heartbeat):
             self.client.publish(self.status_topic, self.status(True), qos=1, retain=True)
             self._last_status = (now, seq)
+        if watchdog > 0 and now - self._heard_at > watchdog:
+            _log.warning("heard nothing from the broker for %.0f s, not even our own status: "
+                         "the link is deaf; dropping it to reconnect", now - self._heard_at)
+            self._metrics.watchdog_reconnects.inc()
+            self._heard_at = now
+            sock = self.client.socket()
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):  # paho sees the loss and reconnects
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Say "offline" (a clean DISCONNECT suppresses the will), disconnect, stop paho."""

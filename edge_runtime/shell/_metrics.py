@@ -72,6 +72,15 @@ class EdgeMetrics:
         self.connected: Gauge = Gauge(
             "fleetflow_edge_connected", "1 while connected to the broker.", registry=r)
         """The MQTT connection state."""
+        self.watchdog_reconnects: Counter = Counter(
+            "fleetflow_edge_watchdog_reconnects",
+            "Reconnects forced because the broker link went silent (not even the edge's own "
+            "status came back).", registry=r)
+        """The link was connected but deaf; the edge dropped it and reconnected."""
+        self.outbox: Gauge = Gauge(
+            "fleetflow_edge_outbox", "Commands sent to agents and not yet acknowledged.",
+            registry=r)
+        """The durable command outbox (docs/protocol.md, "Delivery")."""
         self.queue_depth: Gauge = Gauge(
             "fleetflow_edge_queue_depth", "Messages received but not yet handled.", registry=r)
         """Backlog between the MQTT thread and the batch loop."""

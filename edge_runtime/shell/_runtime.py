@@ -8,9 +8,11 @@ Threads and their jobs:
   message (``Intake``), runs ``core.handle`` on it, commits every event of the batch in
   ONE ``EventStore.append``, and only then publishes the effects (each event as the very
   payload the store kept), acknowledges the batch's QoS 1 messages to the broker and arms
-  timers. Nothing is published for an event that is not durable, and a message is not
-  acknowledged before its effects are (manual acks on a persistent session: a crash
-  before the commit gets it redelivered);
+  timers. Nothing is published for an event that is not durable, and no agent event or
+  command is acknowledged before its effects are: agents get an ``EventAck`` after the
+  commit, and commands to agents wait in a durable outbox until the agent's ``CommandAck``
+  (``Delivery``; docs/protocol.md, "Delivery"), so a crash at any moment loses nothing
+  that was acknowledged;
 - the main thread waits for SIGTERM/SIGINT and asks the loop to drain and stop.
 """
 
@@ -22,18 +24,28 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from edge_runtime.core import Append, Archive, CancelTimer, Effect, Input, Publish, SetTimer
+from edge_runtime.shell._batch import Batch, input_kind
 from edge_runtime.shell._config import EdgeConfig
+from edge_runtime.shell._delivery import Delivery
 from edge_runtime.shell._intake import Intake, Reject, VdaInbound
 from edge_runtime.shell._link import BrokerLink, Received
 from edge_runtime.shell._metrics import EdgeMetrics
 from edge_runtime.shell._timers import TimerHeap
 from edge_runtime.shell._wiring import CoreHost, open_core
 from edge_runtime.vda5050 import VdaTranslation
-from topics import ErrorReport, HubCommand, Message, check_edge_event, edge_topic, encode
+from topics import (
+    AgentConn,
+    CommandAck,
+    ErrorReport,
+    HubCommand,
+    check_edge_event,
+    edge_topic,
+    encode,
+)
 
 __all__ = ["EdgeRuntime"]
 
@@ -41,27 +53,6 @@ _log = logging.getLogger("fleetflow.edge")
 
 _REPLAY_LIMIT = 10_000
 """Most events one ``replay`` hub command re-publishes; the hub asks again for more."""
-_UNFREEZE_EVERY = 10
-"""Snapshots between two full garbage collections over everything (``_gc_after_snapshot``)."""
-
-
-@dataclass(slots=True)
-class _Work:
-    """What one batch produced so far: events to commit, then messages to send, then acks."""
-
-    appends: list[Append] = field(default_factory=list)
-    out: list[tuple[str, bytes | None, int, bool]] = field(default_factory=list)
-    """(topic, payload, qos, retain), in the order the effects arose. An event's payload
-    is ``None`` until the commit: ``store.append`` makes it, and returns it."""
-    acks: list[Received] = field(default_factory=list)
-    records: dict[str, bytes] = field(default_factory=dict)
-    """Final records of workflows archived in this batch, committed with its events."""
-
-    def clear(self) -> None:
-        self.appends.clear()
-        self.out.clear()
-        self.acks.clear()
-        self.records.clear()
 
 
 class EdgeRuntime:
@@ -84,10 +75,11 @@ class EdgeRuntime:
         self._timers = TimerHeap()
         self._pending: list[Input] = []
         """Inputs of the shell's own making for the next batch (``Restarted``)."""
+        self._follow: deque[tuple[Input | VdaInbound, str]] = deque()
+        """Inputs (and topics) in ``_handle``: the one in hand first, then those it gave rise to."""
         self._gauges_at = 0.0
         self._vda_tick_at = 0.0
         self._loop_thread: threading.Thread | None = None
-        self._snapshots = 0
         self._topics = {k: edge_topic(config.facility, k) for k in ("events", "cmd", "errors")}
         self._wiring: CoreHost = open_core(config)
         self.core = self._wiring.core
@@ -98,10 +90,19 @@ class EdgeRuntime:
         self.workflows = self._wiring.workflow_cache()
         """Reads of any workflow by id (live or archived), with per-tier hit/miss counts."""
         self._intake = Intake(config.facility, known_agent=self._wiring.known_agent)
+        self._delivery = Delivery(config.facility)
+        """Event acks to agents and the command outbox (docs/protocol.md, "Delivery")."""
+        self._delivery.new_incarnation(f"{self.store.last_seq:x}")
+        self._delivery.load(self.store.outbox(), clock())
+        self._refusal: str | None = None
+        """Why the input just handled was refused (set by ``_reject``), else ``None``."""
         f = config.facility
         subscriptions = [(f"fleetflow/v1/{f}/agent/+/state", 0),
                          (f"fleetflow/v1/{f}/agent/+/event", 1),
                          (f"fleetflow/v1/{f}/agent/+/conn", 1), (self._topics["cmd"], 1),
+                         # Our own status echoed (the watchdog's proof the link delivers);
+                         # QoS 0: the loop does not acknowledge what the link consumes.
+                         (edge_topic(f, "status"), 0),
                          *self._wiring.vda_subscriptions]
         self._link = BrokerLink(config, self._queue, subscriptions, self.metrics,
                                 high_water=lambda: self.store.last_seq, clock=clock)
@@ -150,7 +151,7 @@ class EdgeRuntime:
             # The recovered core re-arms its timers (and fresh liveness windows) from now.
             self._pending.append(self._wiring.restarted())
             gc.collect()
-            gc.freeze()  # the recovered projection: long-lived, see _gc_after_snapshot
+            gc.freeze()  # the recovered projection: long-lived (CoreHost.after_commit)
             while not self._stop.is_set():
                 self._process(self._take_batch())
             self._shutdown()
@@ -199,7 +200,7 @@ class EdgeRuntime:
 
     def _process(self, batch: list[Received]) -> None:
         now = self.clock()
-        work = _Work()
+        work = Batch()
         for own in self._pending:
             self._handle(own, now, "", work)
         self._pending.clear()
@@ -218,12 +219,37 @@ class EdgeRuntime:
             if isinstance(inbound, Reject):
                 self._reject(inbound, now, work)
                 continue
-            kind = _input_kind(inbound)
+            kind = input_kind(inbound)
             kinds[kind] = kinds.get(kind, 0) + 1
-            if isinstance(inbound, HubCommand) and inbound.action == "replay":
-                self._replay(inbound, item.topic, now, work)
+            if isinstance(inbound, HubCommand):
+                if inbound.action == "replay":
+                    self._replay(inbound, item.topic, now, work)
+                    continue
+                reply_seq = self.core.reply_seq(inbound.command_id)
+                if reply_seq is not None:  # applied before: its reply may have been lost
+                    self._replay(HubCommand(command_id=inbound.command_id, action="replay",
+                                            args={"from_seq": reply_seq, "to_seq": reply_seq}),
+                                 item.topic, now, work)
+                    continue
+            elif isinstance(inbound, CommandAck):
+                key = self._delivery.acknowledged(inbound.agent_id, inbound.command_id)
+                if key is not None:
+                    work.outbox[key] = None
+                self._delivery.took(inbound.agent_id, inbound.event_id)
                 continue
+            elif isinstance(inbound, AgentConn) and inbound.online:
+                self._delivery.online(inbound.agent_id, now)
+            event_id: str | None = getattr(inbound, "event_id", None)
+            self._refusal = None
             self._handle(inbound, now, item.topic, work)
+            if event_id is not None:
+                agent_id: str = inbound.agent_id  # type: ignore[union-attr]
+                if self._refusal is None:
+                    self._delivery.took(agent_id, event_id)
+                else:
+                    self._delivery.refused(agent_id, event_id, self._refusal)
+        for topic, payload in self._delivery.due(now):  # durable already: no commit needed
+            work.out.append((topic, payload, 1, False))
         for kind, count in kinds.items():  # per batch: a labelled inc costs a lock and a lookup
             self.metrics.inputs.labels(kind=kind).inc(count)
         self.metrics.queue_depth.set(self._queue.qsize())
@@ -233,15 +259,20 @@ class EdgeRuntime:
             self._refresh_gauges()
         self._link.maybe_status(now)
 
-    def _flush(self, work: _Work) -> None:
+    def _flush(self, work: Batch) -> None:
         """Commit the work's events in one WriteBatch, then publish, then acknowledge."""
-        if not (work.appends or work.out or work.acks):
+        if not (work.appends or work.out or work.acks or work.outbox):
             return
+        now = self.clock()
+        for agent_id, command_id, cmd_topic, command in work.sent:  # kept until acknowledged
+            key, entry = self._delivery.sent(agent_id, command_id, cmd_topic, command, now)
+            work.outbox[key] = entry
         self.metrics.batch_size.observe(len(work.acks))
         payloads: Iterator[bytes] = iter(())
-        if work.appends:
+        if work.appends or work.outbox:
             started = time.perf_counter()
-            payloads = iter(self._wiring.commit([a.event for a in work.appends], work.records))
+            payloads = iter(self._wiring.commit([a.event for a in work.appends], work.records,
+                                                work.outbox))
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
             kinds: dict[str, int] = {}
             for a in work.appends:
@@ -252,6 +283,8 @@ class EdgeRuntime:
             self.metrics.transitions.inc(max(0, transitions - self._transitions))
             self._transitions = transitions
             self.metrics.high_water_seq.set(self.store.last_seq)
+        # Only now, after the commit: the events these acknowledge are durable.
+        work.out.extend((t, p, 1, False) for t, p in self._delivery.event_acks(now))
         started = time.perf_counter()
         client, session = self._link.client, self._link.session
         with client.one_wakeup():
@@ -269,34 +302,45 @@ class EdgeRuntime:
         wall = self.clock()
         for item in work.acks:
             self.metrics.input_latency_seconds.observe(max(0.0, wall - item.at))
-        if work.appends and self._wiring.after_commit():
-            self._gc_after_snapshot()
+        if work.appends:
+            self._wiring.after_commit()
         work.clear()
 
-    def _gc_after_snapshot(self) -> None:
-        """Keep the cycle collector's full passes off the projection.
+    def _handle(self, inbound: Input | VdaInbound, now: float, topic: str, work: Batch) -> None:
+        """Handle one input, then in turn the core inputs the VDA bridge derived meanwhile.
 
-        A full pass walks every tracked object: with a large projection it stopped the edge
-        for 50-75 ms every second or two under load (the benchmark's reaction tail). What
-        is alive when a snapshot is taken is mostly the long-lived projection, so it is
-        moved to the permanent generation, which passes skip. Cyclic garbage frozen with it
-        would never be collected, so every ``_UNFREEZE_EVERY``-th snapshot unfreezes all:
-        the next full pass, one long one, reclaims it.
+        Those (a step failed because its order could not be planned) wait until the effects
+        in hand are all collected: handled from inside ``_collect``, their events landed among
+        that input's own, and the batch reached the store out of seq order (the edge died).
         """
-        self._snapshots += 1
-        if self._snapshots % _UNFREEZE_EVERY == 0:
-            gc.unfreeze()
-        else:
-            gc.freeze()
+        follow = self._follow
+        follow.append((inbound, topic))
+        if len(follow) > 1:
+            return  # from within the loop below (via _collect and _vda): taken in turn
+        try:
+            while follow:
+                self._handle_one(*follow[0], now, work)
+                follow.popleft()
+        except BaseException:
+            follow.clear()
+            raise
 
-    def _handle(self, inbound: Input | VdaInbound, now: float, topic: str, work: _Work) -> None:
+    def _handle_one(self, inbound: Input | VdaInbound, topic: str, now: float,
+                    work: Batch) -> None:
+        """Run one input through the core (or the VDA master) and collect its effects; all or
+        nothing, so that a failure leaves the inputs before it untouched and in order."""
         seq = self.core.last_seq
+        mark, follow = work.mark(), len(self._follow)
         try:
             if isinstance(inbound, VdaInbound):
                 self._vda(self._wiring.vda_inbound(inbound, now), now, topic, work)
-                return
-            effects = self.core.handle(inbound, now)
+            else:
+                self._collect(self.core.handle(inbound, now), now, work)
         except Exception as exc:
+            # Drop what it collected before failing (an effect may fail halfway, in _collect).
+            work.rollback(mark)
+            while len(self._follow) > follow:
+                self._follow.pop()
             refused = isinstance(exc, self._wiring.refusals)
             if not refused:
                 _log.exception("the core failed on an input from %s", topic or "the shell")
@@ -312,17 +356,16 @@ class EdgeRuntime:
                 self.core = self._wiring.core
                 self._transitions = self.core.transitions
                 self._pending.append(self._wiring.restarted())
-            return
-        self._collect(effects, now, work)
 
-    def _vda(self, translation: VdaTranslation, now: float, topic: str, work: _Work) -> None:
-        """Core inputs from the VDA master go through the core; its messages go out."""
-        for native in translation.inputs:
-            self._handle(native, now, topic, work)
+    def _vda(self, translation: VdaTranslation, now: float, topic: str, work: Batch) -> None:
+        """The VDA master's messages go out; its core inputs go through the core after the
+        input being handled, if any (``_handle``), else at once."""
         for message in translation.messages:
             self._collect([Publish(message.topic, message.message, 0)], now, work)  # type: ignore[arg-type]
+        for native in translation.inputs:
+            self._handle(native, now, topic, work)
 
-    def _collect(self, effects: list[Effect], now: float, work: _Work) -> None:
+    def _collect(self, effects: list[Effect], now: float, work: Batch) -> None:
         facility = self.config.facility
         for effect in effects:
             if isinstance(effect, Append):
@@ -338,6 +381,10 @@ class EdgeRuntime:
                 payload = self._wiring.encode_publish(effect)
                 if payload is not None:
                     work.out.append((effect.topic, payload, effect.qos, effect.retain))
+                    command_id = getattr(effect.message, "command_id", None)
+                    if command_id is not None and effect.topic.endswith("/cmd"):
+                        work.sent.append((effect.topic.rsplit("/", 2)[1], command_id,
+                                          effect.topic, payload))
             elif isinstance(effect, SetTimer):
                 self._timers.set(effect.timer_id, effect.at)
             elif isinstance(effect, CancelTimer):
@@ -345,13 +392,14 @@ class EdgeRuntime:
             elif isinstance(effect, Archive):
                 work.records[effect.workflow_id] = effect.record
 
-    def _reject(self, reject: Reject, now: float, work: _Work) -> None:
+    def _reject(self, reject: Reject, now: float, work: Batch) -> None:
+        self._refusal = f"{reject.reason}: {reject.message}"
         self.metrics.rejects.labels(reason=reject.reason).inc()
         _log.info("rejected %s: %s (%s)", reject.topic, reject.reason, reject.message)
         report: ErrorReport = reject.report(now)
         work.out.append((self._topics["errors"], encode(report), 0, False))
 
-    def _replay(self, cmd: HubCommand, topic: str, now: float, work: _Work) -> None:
+    def _replay(self, cmd: HubCommand, topic: str, now: float, work: Batch) -> None:
         """Re-publish stored events for a hub that found a gap (served here, not by the core)."""
         from_seq, to_seq = cmd.args.get("from_seq", 1), cmd.args.get("to_seq")
         if type(from_seq) is not int or not (to_seq is None or type(to_seq) is int):
@@ -365,21 +413,4 @@ class EdgeRuntime:
         active, agents = self._wiring.gauges()
         self.metrics.active_workflows.set(active)
         self.metrics.set_agents(agents)
-
-
-_KINDS: dict[type, str] = {}
-"""Metric label by input class, filled on first sight (``model_fields`` is slow per message)."""
-
-
-def _input_kind(inbound: object) -> str:
-    if isinstance(inbound, VdaInbound):
-        return f"vda_{inbound.kind}"
-    kind = _KINDS.get(type(inbound))
-    if kind is None:
-        if isinstance(inbound, Message):
-            name = str(type(inbound).model_fields["type"].default)
-            kind = {"conn": "agent_conn", "state": "agent_state"}.get(name, name)
-        else:
-            kind = type(inbound).__name__
-        _KINDS[type(inbound)] = kind
-    return kind
+        self.metrics.outbox.set(self._delivery.outstanding)

@@ -44,8 +44,10 @@ SCHEMA_VERSION = 2
 payloads. Opening a schema-1 store read-write marks it 2 (new events are payloads; the old
 ones stay and read as before), so an older Fleetflow refuses it rather than misread it.
 """
-COLUMN_FAMILIES = ("events", "snapshots", "meta", "workflows")
-"""The store's RocksDB column families."""
+COLUMN_FAMILIES = ("events", "snapshots", "meta", "workflows", "outbox")
+"""The store's RocksDB column families (``outbox`` came later: a read-only open of an older
+store works without it)."""
+_REQUIRED_FAMILIES = COLUMN_FAMILIES[:4]
 _KEY = struct.Struct(">Q")
 _COMPACT_HEAD = 0x96
 """First byte of a schema-1 value (a 6-item msgpack array); a payload starts with 0x93."""
@@ -75,9 +77,12 @@ def stored_payload(raw: bytes, facility: str) -> bytes:
     return raw
 
 
-def open_rocksdb(path: Path, *, read_only: bool, create: bool) -> tuple[Rdict, str | None]:
-    """Open (or create) the RocksDB directory of a store: the database, and for a read-only
-    one the private directory of its secondary instance (the caller removes it on close)."""
+def open_rocksdb(
+    path: Path, *, read_only: bool, create: bool,
+) -> tuple[Rdict, str | None, tuple[str, ...]]:
+    """Open (or create) the RocksDB directory of a store: the database, for a read-only one
+    the private directory of its secondary instance (the caller removes it on close), and
+    the column families opened."""
     opts = Options(raw_mode=True)
     families = {n: Options(raw_mode=True) for n in COLUMN_FAMILIES}
     if not (path / "CURRENT").exists() and (read_only or not create):
@@ -85,8 +90,10 @@ def open_rocksdb(path: Path, *, read_only: bool, create: bool) -> tuple[Rdict, s
     secondary: str | None = None
     try:
         if read_only:
-            if set(COLUMN_FAMILIES) - set(Rdict.list_cf(str(path))):
+            existing = set(Rdict.list_cf(str(path)))
+            if set(_REQUIRED_FAMILIES) - existing:
                 raise StoreError(f"{path} is not a Fleetflow event store")
+            families = {n: o for n, o in families.items() if n in existing}
             # A secondary keeps every file open, so the writer's compactions cannot pull an
             # SST file from under it; its own info log goes to a private temp dir.
             opts.set_max_open_files(-1)
@@ -94,10 +101,10 @@ def open_rocksdb(path: Path, *, read_only: bool, create: bool) -> tuple[Rdict, s
             db = Rdict(str(path), opts, column_families=families,
                        access_type=AccessType.secondary(secondary))
             db.try_catch_up_with_primary()
-            return db, secondary
+            return db, secondary, tuple(families)
         opts.create_if_missing(create)
         opts.create_missing_column_families(True)
-        return Rdict(str(path), opts, column_families=families), None
+        return Rdict(str(path), opts, column_families=families), None, COLUMN_FAMILIES
     except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status
         if secondary is not None:
             shutil.rmtree(secondary, ignore_errors=True)

@@ -23,7 +23,6 @@ from rocksdict import ColumnFamily, Rdict, RdictIter, WriteBatch, WriteOptions
 from edge_runtime.core import Event
 from edge_runtime.store._errors import StoreError, StoreOrderError
 from edge_runtime.store._layout import (
-    COLUMN_FAMILIES,
     check_meta,
     open_rocksdb,
     seq_key,
@@ -78,11 +77,11 @@ class EventLog:
         """When appends are forced to disk."""
         self.sync_interval_s = sync_interval_s
         """For ``sync="interval"``: the longest time between two forced syncs."""
-        self._db, self._secondary_dir = open_rocksdb(self.path, read_only=read_only,
-                                                     create=create)
-        self._cf: dict[str, Rdict] = {n: self._db.get_column_family(n) for n in COLUMN_FAMILIES}
+        self._db, self._secondary_dir, families = open_rocksdb(
+            self.path, read_only=read_only, create=create)
+        self._cf: dict[str, Rdict] = {n: self._db.get_column_family(n) for n in families}
         self._handle: dict[str, ColumnFamily] = {
-            n: self._db.get_column_family_handle(n) for n in COLUMN_FAMILIES
+            n: self._db.get_column_family_handle(n) for n in families
         }
         self._closed = False
         self._wo_sync = WriteOptions()
@@ -149,6 +148,7 @@ class EventLog:
         self,
         events: Sequence[Event],
         workflow_records: Mapping[str, bytes | None] | None = None,
+        outbox: Mapping[bytes, bytes | None] | None = None,
     ) -> list[bytes]:
         """Commit ``events`` (and terminal workflow records) in one WriteBatch: all or nothing.
 
@@ -157,7 +157,9 @@ class EventLog:
         an event with ``topics.check_edge_event`` before it gets here). ``events[0].seq``
         must be ``last_seq + 1`` and seqs contiguous, hlc never going back; otherwise
         ``StoreOrderError`` and nothing is written. A ``None`` record deletes it (a failed
-        workflow that was recovered is no longer terminal).
+        workflow that was recovered is no longer terminal). ``outbox``: commands sent to agents
+        and not yet acknowledged, by key (``None`` deletes one: acknowledged), committed in the
+        same batch.
         """
         self._writable()
         first = self._last_seq + 1
@@ -169,7 +171,7 @@ class EventLog:
             hlcs and (hlcs[0] < self._last_hlc or hlcs != sorted(hlcs))
         ):
             self._refuse_order(events)
-        if not events and not workflow_records:
+        if not events and not workflow_records and not outbox:
             return []
         try:
             payloads = pack_edge_events(events, self.facility)
@@ -186,6 +188,13 @@ class EventLog:
                 batch.delete(workflow_id.encode(), self._handle["workflows"])
             else:
                 batch.put(workflow_id.encode(), record, self._handle["workflows"])
+        if outbox:
+            handle = self._handle["outbox"]
+            for key, value in outbox.items():
+                if value is None:
+                    batch.delete(key, handle)
+                else:
+                    batch.put(key, value, handle)
         self._write(batch)
         if events:
             self._last_seq, self._last_hlc = last, hlcs[-1]
@@ -326,6 +335,13 @@ class EventLog:
     def seq_at_time(self, ts: float) -> int:
         """The last seq committed at or before unix time ``ts`` (seconds); 0 if none."""
         return self.seq_at_hlc((int(ts * 1000) << 16) | 0xFFFF)
+
+    def outbox(self) -> list[tuple[bytes, bytes]]:
+        """Every command sent and not yet acknowledged (``append(outbox=...)``), by key."""
+        cf = self._cf.get("outbox")
+        if cf is None:
+            return []
+        return [(k, v) for k, v in cf.items() if isinstance(k, bytes) and isinstance(v, bytes)]
 
     def workflow_record(self, workflow_id: str) -> bytes | None:
         """The final record of a terminal workflow, if the store has one."""

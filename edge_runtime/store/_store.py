@@ -142,6 +142,8 @@ class EventStore(EventLog):
         )
         try:
             for name in COLUMN_FAMILIES:
+                if name not in self._cf:
+                    continue  # a family an older store lacks (the copy has it, empty)
                 handle = copy.get_column_family_handle(name)
                 batch = WriteBatch(raw_mode=True)
                 for key, value in self._cf[name].items():

@@ -124,10 +124,13 @@ class VdaBridge:
                 self._sync_points[(msg.workflow_id, msg.step_id, msg.attempt)] = msg.sync_point
             try:
                 actions = actions_for(msg.action, msg.params)
+                goal = msg.location or self._here(manufacturer, serial)
+                if goal is None:  # a step without location runs where the AGV stands
+                    raise ValueError(f"{serial} reports no lastNodeId and the step has no "
+                                     "location: there is nowhere to send it")
                 out = m.assign(manufacturer, serial, workflow_id=msg.workflow_id,
                                step_id=msg.step_id, now=now, attempt=msg.attempt,
-                               goal=msg.location or self._here(manufacturer, serial),
-                               actions=actions)
+                               goal=goal, actions=actions)
             except ValueError as exc:
                 fail = StepFailed(event_id=_event_id(msg.command_id, "refused"), agent_id=serial,
                                   ts=now, workflow_id=msg.workflow_id, step_id=msg.step_id,

@@ -276,15 +276,27 @@ class VdaMaster:
         return [self._send(s, "order", body, now)]
 
     def _route(self, s: AgvSession, job: RobotStep) -> list[PathNode]:
+        """The order's route: the step's own path, or one planned on the map from where the
+        AGV stands; a ``ValueError`` that says in words what the map lacks (it becomes the
+        step failure's message)."""
         here = str(s.state.get("lastNodeId", "")) if s.state else ""
-        if job.path is not None:
-            if self.graph is None or not here or job.path[0].node_id == here:
-                return list(job.path)
-            return path_from_graph(self.graph, here, job.path[-1].node_id)
-        assert job.goal is not None and self.graph is not None
+        if job.path is not None and (self.graph is None or not here
+                                     or job.path[0].node_id == here):
+            return list(job.path)
+        goal = job.goal if job.path is None else job.path[-1].node_id
+        assert goal is not None and self.graph is not None
+        on = f"map {self.graph.graph['map_id']}" if "map_id" in self.graph.graph else "the map"
         if not here:
-            raise ValueError(f"AGV {s.serial_number} reports no lastNodeId to plan from")
-        return path_from_graph(self.graph, here, job.goal)
+            raise ValueError(f"{s.serial_number} reports no lastNodeId: where it stands on "
+                             f"{on} is unknown")
+        if here not in self.graph:
+            raise ValueError(f"{s.serial_number} stands on {here}, which is not on {on}")
+        if goal not in self.graph:
+            raise ValueError(f"the step's location {goal} is not on {on}")
+        try:
+            return path_from_graph(self.graph, here, goal)
+        except nx.NetworkXNoPath:
+            raise ValueError(f"no route from {here} to {goal} on {on}") from None
 
     def release(self, manufacturer: str, serial_number: str, now: float,
                 nodes: int | None = None) -> VdaOutput:
