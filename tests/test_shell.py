@@ -414,3 +414,37 @@ def test_unacknowledged_commands_are_resent_after_a_restart(
         inbox.wait_for(lambda i: [c.workflow_id for c in i.of_type("assign")] == ["w1"], 10)
     finally:
         inbox.close()
+
+
+def test_deaf_link_is_dropped_and_reconnected(mosquitto_bin: str, tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A link on which the edge never hears its own status back is dropped, and the edge
+    reconnects, says so in its log and counts it (the watchdog)."""
+    from conftest import run_mosquitto
+
+    acl = tmp_path / "acl"
+    # Everything but reading its own status: the broker takes the edge's heartbeats and
+    # never hands them back — connected, pinged, and deaf to that topic.
+    acl.write_text("".join(f"topic readwrite fleetflow/v1/{F}/{t}\n"
+                           for t in ("agent/#", "edge/cmd", "edge/events", "edge/errors"))
+                   + f"topic write fleetflow/v1/{F}/edge/status\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "one.yaml").write_text(TEMPLATE)
+    # `user root`: Mosquitto reads the ACL after dropping privileges (ignored if not root).
+    conf = f"user root\nacl_file {acl}\n"
+    with run_mosquitto(mosquitto_bin, tmp_path, extra_conf=conf) as port:
+        rt = EdgeRuntime(EdgeConfig(facility=F, data_dir=tmp_path / "data", port=port,
+                                    templates_dir=tmp_path / "templates", watchdog_s=1.5))
+        rt.start()
+        try:
+            assert rt.wait_ready(10)
+            deadline = time.monotonic() + 20
+            while (rt.metrics.registry.get_sample_value(
+                    "fleetflow_edge_watchdog_reconnects_total") or 0) < 2:
+                assert time.monotonic() < deadline, "the watchdog never fired"
+                time.sleep(0.1)
+            assert rt.wait_ready(10)  # connected and subscribed again
+            assert "the link is deaf" in caplog.text
+        finally:
+            rt.request_stop()
+            assert rt.wait() == 0
