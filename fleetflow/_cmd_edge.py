@@ -66,6 +66,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="when commits reach the disk (default %(default)s; see docs/store.md)")
     p.add_argument("--snapshot-every", type=int, default=10_000,
                    help="save a snapshot every N events (default %(default)s)")
+    p.add_argument("--watchdog-s", type=float,
+                   default=float(_env("WATCHDOG_S", "15") or 15),
+                   help="drop and reconnect a broker link on which the edge has not heard its "
+                        "own status for this long (0: off; default 15)")
     p.add_argument("--batch-max", type=int, default=512,
                    help="most inputs per group commit (default %(default)s)")
     p.add_argument("--vda", action="store_true", default=_env("VDA") == "1",
@@ -127,7 +131,7 @@ def _run_edge(args: argparse.Namespace) -> int:
         templates_dir=Path(args.templates) if args.templates else None,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host,
         liveness_s=args.liveness_s, sync=args.sync, snapshot_every=args.snapshot_every,
-        batch_max=args.batch_max, vda=args.vda,
+        batch_max=args.batch_max, vda=args.vda, watchdog_s=args.watchdog_s,
         vda_capabilities=capabilities,
     )
     try:
