@@ -9,20 +9,22 @@ it yet).
     on_command(cmd, now) -> list[Outgoing]     # replies due right now
     tick(now)            -> list[Outgoing]     # whatever fell due since the last call
     next_wakeup()        -> float | None       # when ``tick`` has something to say next
+    on_edge_online(now)  -> list[Outgoing]     # the edge is back: every unacked event
 
-Who the agent is (``AgentSpec``) and what it sends (``Outgoing``) are in
-``agents_sim._native_spec``.
+Delivery (docs/protocol.md, "Delivery"): every event goes through an outbox and is resent
+until an ``EventAck`` names it; every command gets a ``CommandAck`` (a redelivered one too,
+without being applied again). That half lives in ``agents_sim._native_delivery``. Who the
+agent is (``AgentSpec``) and what it sends (``Outgoing``) are in ``agents_sim._native_spec``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import random
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agents_sim._native_spec import DEFAULT_DURATION_S, AgentSpec, Failure, Outgoing
+from agents_sim._native_delivery import AgentDelivery, Answer
+from agents_sim._native_spec import AgentSpec, Outgoing
+from agents_sim._native_work import Step, ai_outputs, digest, pick_failure, plan_step, step_outputs
 from topics import (
     AgentConn,
     AgentState,
@@ -31,6 +33,8 @@ from topics import (
     Bid,
     Cancel,
     Cfp,
+    CommandAck,
+    EventAck,
     Message,
     Pause,
     Resume,
@@ -45,20 +49,6 @@ from topics import (
 
 __all__ = ["AgentBehaviour", "ai_outputs"]
 
-_SEEN_COMMANDS = 1024
-"""How many command ids an agent remembers to ignore redelivered duplicates."""
-
-
-@dataclass(slots=True)
-class _Step:
-    """The step an agent works on, as a timeline of events still to send."""
-
-    assign: Assign
-    plan: list[tuple[float, str]]
-    """(due time, what) pairs still ahead, in time order; what ∈ started/progress/done/…."""
-    failure: Failure | None = None
-    paused_at: float | None = None
-
 
 @dataclass(slots=True)
 class _Counters:
@@ -66,28 +56,14 @@ class _Counters:
     fail_hits: dict[str, int] = field(default_factory=dict)
 
 
-def ai_outputs(seed: int, agent_id: str, workflow_id: str, step_id: str, attempt: int
-               ) -> dict[str, Any]:
-    """Deterministic outputs of an AI step: ``{"defect": bool, "score": float}``.
-
-    The same seed, agent, workflow, step and attempt always give the same answer.
-    >>> ai_outputs(1, "ai-1", "wf", "inspect", 1) == ai_outputs(1, "ai-1", "wf", "inspect", 1)
-    True
-    """
-    rng = random.Random(_digest(seed, agent_id, workflow_id, step_id, attempt))
-    score = round(rng.uniform(0.5, 1.0), 3)
-    return {"defect": score < 0.6, "score": score}
-
-
-def _digest(*parts: object) -> int:
-    text = "\x1f".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
-
 
 class AgentBehaviour:
     """One agent's protocol behaviour; see the module docstring for the three calls."""
 
-    def __init__(self, spec: AgentSpec, now: float = 0.0) -> None:
+    def __init__(self, spec: AgentSpec, now: float = 0.0, incarnation: str = "") -> None:
+        """``incarnation`` goes into every event id (``{agent}-{incarnation}-{n}``): a
+        restarted simulator must not repeat the ids of its previous run, which the edge
+        would drop as duplicates. Empty (the default) gives ``{agent}-{n}``."""
         self.spec = spec
         """Who this agent is."""
         self.node: str | None = spec.node
@@ -96,7 +72,7 @@ class AgentBehaviour:
         """State of charge, drained a little by every robot step."""
         self.dead = False
         """Set by an injected ``die`` fault: the agent sends nothing any more."""
-        self.step: _Step | None = None
+        self.step: Step | None = None
         """The step in hand, if any."""
         self.queue: list[Assign] = []
         """Assignments accepted while busy, started in order."""
@@ -104,7 +80,9 @@ class AgentBehaviour:
         """Sync points (workflow, sync step) reached and not released yet → next re-send."""
         self.completed: list[str] = []
         """``workflow_id/step_id`` of every step done, in order (for tests and KPIs)."""
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.delivery = AgentDelivery(spec.outbox_limit)
+        """Events awaiting the edge's ``EventAck``, and the commands answered."""
+        self._id_prefix = f"{spec.agent_id[:40]}-{incarnation[:12] + '-' if incarnation else ''}"
         self._next_state = now
         self._counters = _Counters()
 
@@ -122,35 +100,75 @@ class AgentBehaviour:
         )
 
     def on_command(self, cmd: Message, now: float) -> list[Outgoing]:
-        """Apply a command from the edge; a command id seen before changes nothing."""
+        """Apply a command from the edge and acknowledge it (``CommandAck`` first, then the
+        events it caused). A command id answered before is acknowledged again with the
+        same outcome and not applied again; an ``EventAck`` just clears the outbox."""
         if self.dead:
             return []
+        if isinstance(cmd, EventAck):
+            self.delivery.on_event_ack(cmd)
+            return self.tick(now)
+        out = self.delivery.due(now)  # older events first: resends keep the sending order
         command_id: str = getattr(cmd, "command_id", "")
-        if command_id in self._seen:
-            return []
-        self._seen[command_id] = None
-        if len(self._seen) > _SEEN_COMMANDS:
-            self._seen.popitem(last=False)
-        out: list[Outgoing] = []
-        if isinstance(cmd, Assign):
-            out += self._on_assign(cmd, now)
-        elif isinstance(cmd, Cfp):
-            out += self._on_cfp(cmd, now)
-        elif isinstance(cmd, Cancel):
-            self._on_cancel(cmd, now)
-            self.waiting.pop((cmd.workflow_id, cmd.step_id), None)  # dismissed from a barrier
-        elif isinstance(cmd, Pause):
-            self._on_pause(cmd, now)
-        elif isinstance(cmd, Resume):
-            self._on_resume(cmd, now)
-        elif isinstance(cmd, SyncRelease):
-            self._on_release(cmd)
-        elif isinstance(cmd, Award):
-            pass  # the Assign that goes with an award carries everything we need
+        before = self.delivery.answered(command_id)
+        if before is not None:
+            pending = self.delivery.outbox.get(before.ack_event_id)
+            if pending is not None:  # our first ack is still unacknowledged: send it again
+                self.delivery.stats.resent += 1
+                return [*out, pending, *self.tick(now)]
+        ack_id = self._event_id(now)  # before the events it causes: ids follow sending order
+        if before is not None:
+            fresh: list[Outgoing] = []
+            reason = before.reason
+        else:
+            fresh, reason = self._apply(cmd, now)
+        ack = CommandAck(
+            event_id=ack_id, agent_id=self.spec.agent_id, ts=now,
+            command_id=command_id, outcome="refused" if reason else "done", reason=reason,
+        )
+        self.delivery.remember(command_id, Answer(ack.outcome, reason, ack.event_id))
+        out += self.delivery.keep([Outgoing("event", ack, qos=1), *fresh], now)
         return out + self.tick(now)
 
+    def _apply(self, cmd: Message, now: float) -> tuple[list[Outgoing], str]:
+        """Apply a command seen for the first time: the events it causes, and why it is
+        refused ('' when it is done)."""
+        if isinstance(cmd, Assign):
+            return self._on_assign(cmd, now), ""
+        if isinstance(cmd, Cfp):
+            return self._on_cfp(cmd, now), ""  # considered, whether or not it bids
+        if isinstance(cmd, Cancel):
+            return [], self._on_cancel(cmd, now)
+        if isinstance(cmd, Pause):
+            return [], self._on_pause(cmd, now)
+        if isinstance(cmd, Resume):
+            return [], self._on_resume(cmd, now)
+        if isinstance(cmd, SyncRelease):
+            return [], self._on_release(cmd)
+        if isinstance(cmd, Award):
+            return [], ""  # the Assign that goes with an award carries everything we need
+        return [], f"unsupported: {getattr(cmd, 'type', type(cmd).__name__)}"
+
+    def on_edge_online(self, now: float) -> list[Outgoing]:
+        """The edge (re)announced itself online: send every unacknowledged event now, in
+        sending order, and restart their resend schedules."""
+        if self.dead:
+            return []
+        return self.delivery.resend_all(now) + self.tick(now)
+
     def tick(self, now: float) -> list[Outgoing]:
-        """Everything due by ``now``: step events in order, then a state if one is due."""
+        """Everything due by ``now``: resends of unacknowledged events, new step events in
+        order, then a state if one is due."""
+        if self.dead:
+            return []
+        out = self.delivery.due(now)
+        out += self.delivery.keep(self._step_events(now), now)
+        if now >= self._next_state:
+            out.append(Outgoing("state", self.state(now), qos=0))
+            self._next_state = now + self.spec.state_period_s
+        return out
+
+    def _step_events(self, now: float) -> list[Outgoing]:
         out: list[Outgoing] = []
         while not self.dead and self.step is not None and self.step.paused_at is None:
             step = self.step
@@ -162,9 +180,6 @@ class AgentBehaviour:
             if at <= now and not self.dead:
                 self.waiting[(wf, sid)] = self._retry_at(now)
                 out.append(self._sync_arrival(wf, sid, now))
-        if not self.dead and now >= self._next_state:
-            out.append(Outgoing("state", self.state(now), qos=0))
-            self._next_state = now + self.spec.state_period_s
         return out
 
     def next_wakeup(self) -> float | None:
@@ -175,6 +190,9 @@ class AgentBehaviour:
         step = self.step
         if step is not None and step.paused_at is None and step.plan:
             due = min(due, step.plan[0][0])
+        resend = self.delivery.next_due()
+        if resend is not None:
+            due = min(due, resend)
         return min(due, *self.waiting.values()) if self.waiting else due
 
     def _retry_at(self, now: float) -> float:
@@ -204,24 +222,15 @@ class AgentBehaviour:
         return [self._event(StepAccepted, cmd, now)]
 
     def _start(self, cmd: Assign, now: float) -> None:
-        duration = self._duration(cmd)
-        plan: list[tuple[float, str]] = [(now, "started")]
-        failure = self._failure_for(cmd)
-        n = self.spec.progress_steps
-        for i in range(1, n + 1):
-            plan.append((now + duration * i / (n + 1), "progress"))
-        plan.append((now + duration, "done"))
-        if failure is not None:
-            cut = now + duration * failure.at
-            plan = [p for p in plan if p[0] < cut] + [(cut, failure.mode)]
-        self.step = _Step(cmd, plan, failure=failure)
+        failure = pick_failure(self.spec, cmd, self._counters.fail_hits)
+        self.step = plan_step(self.spec, cmd, now, failure)
 
     def _on_cfp(self, cmd: Cfp, now: float) -> list[Outgoing]:
         if not set(cmd.capabilities) <= set(self.spec.capabilities):
             return []
         busy = (1 if self.step is not None else 0) + len(self.queue)
         distance = 0.0 if cmd.location in (None, self.node) else 10.0
-        jitter = (_digest(self.spec.seed, self.spec.agent_id, cmd.cfp_id) % 1000) / 1000
+        jitter = (digest(self.spec.seed, self.spec.agent_id, cmd.cfp_id) % 1000) / 1000
         cost = round(distance + busy * 20.0 + (100 - self.battery) * 0.1 + jitter, 3)
         bid = Bid(
             event_id=self._event_id(now), agent_id=self.spec.agent_id, ts=now,
@@ -238,28 +247,44 @@ class AgentBehaviour:
             sid is None or sid == step.assign.step_id
         )
 
-    def _on_cancel(self, cmd: Cancel, now: float) -> None:
-        self.queue = [
-            a for a in self.queue if (a.workflow_id, a.step_id) != (cmd.workflow_id, cmd.step_id)
-        ]
+    def _on_cancel(self, cmd: Cancel, now: float) -> str:
+        """Drop the step (held, queued, or a barrier waited at); refused if none is here."""
+        key = (cmd.workflow_id, cmd.step_id)
+        queued = len(self.queue)
+        self.queue = [a for a in self.queue if (a.workflow_id, a.step_id) != key]
+        found = len(self.queue) < queued
+        found |= self.waiting.pop(key, None) is not None  # dismissed from a barrier
         if self._matches(cmd):
+            found = True
             self._finish(now)  # abandoned: the edge already knows, so nothing is reported
+        return "" if found else f"not_held: no step {cmd.workflow_id}/{cmd.step_id} here"
 
-    def _on_pause(self, cmd: Pause, now: float) -> None:
-        if self._matches(cmd) and self.step is not None and self.step.paused_at is None:
+    def _on_pause(self, cmd: Pause, now: float) -> str:
+        """Hold the matching step (done if it is held already); refused without one."""
+        if not self._matches(cmd) or self.step is None:
+            return "not_held: no matching step in hand"
+        if self.step.paused_at is None:
             self.step.paused_at = now
             self._next_state = now
+        return ""
 
-    def _on_resume(self, cmd: Resume, now: float) -> None:
+    def _on_resume(self, cmd: Resume, now: float) -> str:
+        """Go on with the matching step (done if it runs already); refused without one."""
         step = self.step
-        if self._matches(cmd) and step is not None and step.paused_at is not None:
+        if not self._matches(cmd) or step is None:
+            return "not_held: no matching step in hand"
+        if step.paused_at is not None:
             held = now - step.paused_at
             step.plan = [(t + held, what) for t, what in step.plan]
             step.paused_at = None
             self._next_state = now
+        return ""
 
-    def _on_release(self, cmd: SyncRelease) -> None:
-        self.waiting.pop((cmd.workflow_id, cmd.step_id), None)
+    def _on_release(self, cmd: SyncRelease) -> str:
+        """Leave the barrier; refused if the agent does not wait there."""
+        if self.waiting.pop((cmd.workflow_id, cmd.step_id), None) is None:
+            return f"not_waiting: not at sync point {cmd.workflow_id}/{cmd.step_id}"
+        return ""
 
     def arrive(self, workflow_id: str, step_id: str, now: float) -> list[Outgoing]:
         """Reach the sync point ``step_id`` and wait there for its ``SyncRelease`` (or a
@@ -269,7 +294,7 @@ class AgentBehaviour:
         if self.dead:
             return []
         self.waiting[(workflow_id, step_id)] = self._retry_at(now)
-        return [self._sync_arrival(workflow_id, step_id, now)]
+        return self.delivery.keep([self._sync_arrival(workflow_id, step_id, now)], now)
 
     def _sync_arrival(self, workflow_id: str, step_id: str, now: float) -> Outgoing:
         return Outgoing("event", SyncArrival(
@@ -279,7 +304,7 @@ class AgentBehaviour:
 
     # --- step timeline -------------------------------------------------------------------
 
-    def _advance(self, step: _Step, what: str, now: float) -> list[Outgoing]:
+    def _advance(self, step: Step, what: str, now: float) -> list[Outgoing]:
         a = step.assign
         if what == "started":
             return [self._event(StepStarted, a, now)]
@@ -302,12 +327,13 @@ class AgentBehaviour:
         self.node = a.location or self.node
         if self.spec.kind == "robot":
             self.battery = max(0.0, self.battery - 0.5)
-        outputs = self._outputs(a)
+        outputs = step_outputs(self.spec, a)
         self.completed.append(f"{a.workflow_id}/{a.step_id}")
         self._finish(now)
         out = [self._event(StepDone, a, now, outputs=outputs)]
         if a.sync_point is not None:
-            out += self.arrive(a.workflow_id, a.sync_point, now)
+            self.waiting[(a.workflow_id, a.sync_point)] = self._retry_at(now)
+            out.append(self._sync_arrival(a.workflow_id, a.sync_point, now))
         return out
 
     def _finish(self, now: float) -> None:
@@ -316,42 +342,9 @@ class AgentBehaviour:
         if self.queue:  # the next queued step starts now; it was accepted when queued
             self._start(self.queue.pop(0), now)
 
-    def _outputs(self, a: Assign) -> dict[str, Any]:
-        if self.spec.kind == "ai":
-            # The model's typed verdict wins over a synthetic value of the same name.
-            return self._named_outputs(a) | ai_outputs(
-                self.spec.seed, self.spec.agent_id, a.workflow_id, a.step_id, a.attempt)
-        out: dict[str, Any] = {"agent": self.spec.agent_id}
-        if a.location is not None:
-            out["location"] = a.location
-        return out | self._named_outputs(a)
-
-    def _named_outputs(self, a: Assign) -> dict[str, Any]:
-        """A synthetic value for every output the ``Assign`` says the step must produce."""
-        return {n: f"{n}-{a.workflow_id}-{a.step_id}-{a.attempt}"[:256] for n in a.outputs}
-
-    def _duration(self, cmd: Assign) -> float:
-        raw = cmd.params.get("duration_s")
-        base = float(raw) if isinstance(raw, int | float) and raw >= 0 else (
-            DEFAULT_DURATION_S[self.spec.kind]
-        )
-        return base / self.spec.speed
-
-    def _failure_for(self, cmd: Assign) -> Failure | None:
-        for failure in self.spec.failures:
-            if failure.match not in (cmd.step_id, cmd.action):
-                continue
-            key = f"{cmd.workflow_id}/{cmd.step_id}/{failure.match}"
-            hits = self._counters.fail_hits.get(key, 0)
-            if failure.times and hits >= failure.times:
-                continue
-            self._counters.fail_hits[key] = hits + 1
-            return failure
-        return None
-
     def _event_id(self, now: float) -> str:
         self._counters.events += 1
-        return f"{self.spec.agent_id[:40]}-{self._counters.events}"
+        return f"{self._id_prefix}{self._counters.events}"
 
     def _event(self, cls: type[Any], a: Assign, now: float, **extra: Any) -> Outgoing:
         msg = cls(

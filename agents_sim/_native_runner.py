@@ -10,14 +10,21 @@ Two ways to connect, one worker thread either way:
   just falls silent and the edge finds out from its liveness window.
 
 paho callbacks never block: they put what arrived on a queue. The worker thread owns every
-behaviour; it applies commands, ticks whatever is due and publishes the replies.
+behaviour; it applies commands (``EventAck`` included), ticks whatever is due — resends of
+unacknowledged events among it — and publishes the replies.
+
+Every connection also subscribes to its facility's retained ``edge/status``: when the edge
+is (or comes back) online, the agents of that connection resend every unacknowledged event
+at once (docs/protocol.md, "Delivery").
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,14 +36,34 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agents_sim._native_behaviour import AgentBehaviour
 from agents_sim._native_spec import AgentSpec, Outgoing
-from topics import ProtocolError, agent_topic, decode_agent_command, encode
+from topics import (
+    EventAck,
+    ProtocolError,
+    agent_topic,
+    decode_agent_command,
+    decode_edge_status,
+    edge_topic,
+    encode,
+)
 
 __all__ = ["Credentials", "FleetRunner", "mixed_fleet"]
 
 Credentials = Callable[[str], "tuple[str, str] | None"]
 """agent id (or connection name in multiplexed mode) → (username, password), or None."""
 
-_Item = tuple[Literal["cmd"], str, bytes] | tuple[Literal["hello"], str, None]
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """Something a paho callback hands the worker."""
+
+    kind: Literal["cmd", "hello", "status"]
+    name: str
+    """The agent id (cmd, hello) or the connection name (status)."""
+    payload: bytes = b""
+    retained: bool = False
+    """A retained message, as a (re)subscription delivers it."""
 
 
 @dataclass(slots=True)
@@ -48,6 +75,8 @@ class _Conn:
     agents: list[str]
     subscribed: threading.Event
     alive: bool = True
+    edge_online: bool = False
+    """The edge's status as last heard on this connection (the worker's own)."""
 
 
 class FleetRunner:
@@ -71,7 +100,11 @@ class FleetRunner:
         self.behaviours: dict[str, AgentBehaviour] = {}
         """Every hosted agent by id. Owned by the worker thread while running."""
         self.errors: list[str] = []
-        """Commands the agents could not decode, as sentences (they are otherwise ignored)."""
+        """Commands (and edge statuses) the agents could not decode, as sentences (they are
+        otherwise ignored)."""
+        self.incarnation: str = secrets.token_hex(3)
+        """Part of every event id of this run, so a restarted fleet never repeats one."""
+        self._status_topic = edge_topic(facility, "status")
         self._clock = clock
         self._host, self._port, self._keepalive = host, port, keepalive
         self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
@@ -84,7 +117,7 @@ class FleetRunner:
             if spec.agent_id in self.behaviours:
                 raise ValueError(f"agent id {spec.agent_id!r} is used twice")
             agent_topic(facility, spec.agent_id, "cmd")  # refuses a bad id or facility now
-            self.behaviours[spec.agent_id] = AgentBehaviour(spec, now)
+            self.behaviours[spec.agent_id] = AgentBehaviour(spec, now, self.incarnation)
         ids = list(self.behaviours)
         if mode == "per_agent":
             groups = [(agent_id, [agent_id]) for agent_id in ids]
@@ -96,6 +129,7 @@ class FleetRunner:
         for name, agents in groups:
             login = credentials(name) if credentials else None
             self._conns.append(self._make_conn(name, agents, login, will=mode == "per_agent"))
+        self._conn_named = {conn.name: conn for conn in self._conns}
         for conn in self._conns:
             for agent_id in conn.agents:
                 self._conn_of[agent_id] = conn
@@ -183,7 +217,7 @@ class FleetRunner:
         conn = _Conn(name, client, agents, threading.Event())
         client.on_connect = self._on_connect_for(conn)
         client.on_subscribe = lambda *_a: conn.subscribed.set()
-        client.on_message = self._on_message
+        client.on_message = self._on_message_for(conn)
         client.reconnect_delay_set(1, 2)
         return conn
 
@@ -191,15 +225,21 @@ class FleetRunner:
         def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
             if reason.is_failure:
                 return  # refused (bad credentials …): start() times out with a clear error
-            client.subscribe([(agent_topic(self.facility, a, "cmd"), 1) for a in conn.agents])
+            client.subscribe([(agent_topic(self.facility, a, "cmd"), 1) for a in conn.agents]
+                             + [(self._status_topic, 1)])
             for agent_id in conn.agents:
-                self._inbox.put(("hello", agent_id, None))
+                self._inbox.put(_Item("hello", agent_id))
         return on_connect
 
-    def _on_message(self, _client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        parts = msg.topic.split("/")
-        if len(parts) == 6:
-            self._inbox.put(("cmd", parts[4], bytes(msg.payload)))
+    def _on_message_for(self, conn: _Conn) -> Callable[..., None]:
+        def on_message(_client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            if msg.topic == self._status_topic:
+                self._inbox.put(_Item("status", conn.name, bytes(msg.payload), bool(msg.retain)))
+                return
+            parts = msg.topic.split("/")
+            if len(parts) == 6:
+                self._inbox.put(_Item("cmd", parts[4], bytes(msg.payload)))
+        return on_message
 
     # --- worker --------------------------------------------------------------------------
 
@@ -224,8 +264,8 @@ class FleetRunner:
                 if item is None:
                     return
                 now = self._clock()
-                self._apply(item, now)
-                plan(item[1])
+                for agent_id in self._apply(item, now):
+                    plan(agent_id)
             while due and due[0][0] <= now:
                 at, _, agent_id = heapq.heappop(due)
                 if planned.get(agent_id) != at:
@@ -234,21 +274,45 @@ class FleetRunner:
                 self._emit(agent_id, self.behaviours[agent_id].tick(now))
                 plan(agent_id)
 
-    def _apply(self, item: _Item, now: float) -> None:
-        kind, agent_id, payload = item
+    def _apply(self, item: _Item, now: float) -> list[str]:
+        """Hand ``item`` to the behaviours it concerns; returns their agent ids."""
+        if item.kind == "status":
+            return self._on_status(item, now)
+        agent_id = item.name
         behaviour = self.behaviours.get(agent_id)
         if behaviour is None:
-            return
-        if kind == "hello":
+            return []
+        if item.kind == "hello":
             self._emit(agent_id, behaviour.hello(now))
-            return
-        assert payload is not None
+            return [agent_id]
         try:
-            cmd = decode_agent_command(payload)
+            cmd = decode_agent_command(item.payload)
         except ProtocolError as exc:
             self.errors.append(f"{agent_id}: {exc.reason}: {exc.message}")
-            return
+            return []
+        if isinstance(cmd, EventAck) and cmd.refused:
+            for event_id, reason in cmd.refused.items():
+                _log.info("the edge refused event %s of %s: %s", event_id, agent_id, reason)
         self._emit(agent_id, behaviour.on_command(cmd, now))
+        return [agent_id]
+
+    def _on_status(self, item: _Item, now: float) -> list[str]:
+        """The edge is online: the connection's agents resend what it has not acknowledged —
+        when it comes back (offline → online) or the retained status arrives on a
+        (re)subscription, not on every periodic online status."""
+        conn = self._conn_named[item.name]
+        try:
+            online = decode_edge_status(item.payload).online
+        except ProtocolError as exc:
+            self.errors.append(f"edge status: {exc.reason}: {exc.message}")
+            return []
+        came_back = online and (item.retained or not conn.edge_online)
+        conn.edge_online = online
+        if not came_back:
+            return []
+        for agent_id in conn.agents:
+            self._emit(agent_id, self.behaviours[agent_id].on_edge_online(now))
+        return list(conn.agents)
 
     def _emit(self, agent_id: str, out: Sequence[Outgoing]) -> None:
         conn = self._conn_of[agent_id]

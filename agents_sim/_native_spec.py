@@ -63,12 +63,16 @@ class AgentSpec:
     """Promised in ``AgentConn``: a state at least this often."""
     speed: float = 1.0
     """Divides every step duration: 10 runs steps ten times faster (tests)."""
-    sync_retry_s: float | None = 30.0
-    """Safety net: re-send a sync arrival this often until the release comes (``None``:
-    never). The edge keeps an arrival whenever it comes, so a repeat only matters if the
-    first was lost in transit; the edge ignores a repeat, or re-sends a release it made."""
+    sync_retry_s: float | None = None
+    """Send a *new* sync arrival (fresh event id) this often until the release comes
+    (``None``, the default: never). The outbox already resends an unacknowledged arrival
+    and the edge keeps an arrival whenever it comes, so this is only an extra for tests of
+    an edge's idempotence: the edge ignores a repeat, or re-sends a release it made."""
     progress_steps: int = 3
     """``step_progress`` messages between ``step_started`` and ``step_done``."""
     seed: int = 0
+    outbox_limit: int = 10_000
+    """Most unacknowledged events kept for resending; past it the oldest is dropped
+    (counted in ``AgentDelivery.stats.dropped``)."""
     failures: tuple[Failure, ...] = ()
     """Injected faults (tests and scenarios)."""

@@ -2,9 +2,12 @@
 would, and waits for edges to come online the way the hub learns of them.
 
 ``DemoPlanner`` sends a ``create_workflow`` hub command on ``edge/cmd`` every ``every_s``
-seconds, round-robin over facilities and templates. ``wait_edge_online`` waits for an
-edge's retained online ``edge/status``. Both log in as the hub user (role ``hub``), so they
-pass the broker's ACL exactly as the hub will. ``fleetflow up`` uses them.
+seconds, round-robin over facilities and templates, through a ``HubClient``: each command
+is resent until the edge's ``command_reply`` names it (docs/protocol.md, "Delivery").
+``HubClient`` is public for tests that need to send a hub command reliably and read the
+reply. ``wait_edge_online`` waits for an edge's retained online ``edge/status``. All log in
+as the hub user (role ``hub``), so they pass the broker's ACL exactly as the hub will.
+``fleetflow up`` uses them.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from topics import HubCommand, ProtocolError, decode_edge_status, edge_topic, encode
+from agents_sim._hub_client import HubClient, HubCommandRefused, HubStats
+from topics import HubCommand, ProtocolError, decode_edge_status, edge_topic
 
-__all__ = ["DemoPlanner", "wait_edge_online"]
+__all__ = ["DemoPlanner", "HubClient", "HubCommandRefused", "HubStats", "wait_edge_online"]
 
 
 def _client(client_id: str, username: str | None, password: str | None) -> mqtt.Client:
@@ -79,7 +83,8 @@ class DemoPlanner:
 
     Workflow ``n`` (from 1) goes to ``facilities[n % len]`` from ``templates[n % len]``
     with priority 1; ids are ``wf-{run}-{n}`` and commands ``demo-{run}-{n}``, where ``run``
-    is random per planner so that a restarted planner never repeats a command id.
+    is random per planner so that a restarted planner never repeats a command id. Each
+    command is resent until the edge replies (``hub`` does the delivery).
     """
 
     def __init__(
@@ -107,9 +112,10 @@ class DemoPlanner:
         self.run: str = secrets.token_hex(3)
         """This planner's part of every workflow and command id."""
         self.sent: int = 0
-        """Commands published so far."""
-        self._host, self._port = host, port
-        self._client = _client(client_id, username, password)
+        """Commands created so far (each is resent until answered)."""
+        self.hub = HubClient(host, port, self.facilities, username=username, password=password,
+                             client_id=client_id)
+        """The client that delivers the commands; its ``stats`` count replies and resends."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -124,26 +130,24 @@ class DemoPlanner:
 
     def start(self) -> DemoPlanner:
         """Connect (asynchronously) and start creating workflows."""
-        self._client.connect_async(self._host, self._port)
-        self._client.loop_start()
+        self.hub.start(timeout=None)  # commands made before the subscription stands wait
         self._thread = threading.Thread(target=self._feed, name="demo-planner", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop creating workflows and disconnect."""
+        """Stop creating workflows and disconnect (unanswered commands are given up)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.hub.stop()
 
     def _feed(self) -> None:
         for n in itertools.count(1):
             if self._stop.wait(self.every_s):
                 return
-            topic, command = self.command(n, time.time())
-            self._client.publish(topic, encode(command), qos=1)
+            _, command = self.command(n, time.time())
+            self.hub.send(self.facilities[n % len(self.facilities)], command)
             self.sent += 1
 
     def __enter__(self) -> DemoPlanner:

@@ -8,7 +8,9 @@ JSON, failing the schema, without the instant-action key it reads, on a topic it
 read, or making the model raise — becomes a ``validationError`` in its state (§6.6.4.1),
 never an exception in paho's callback: one raised there silently ends paho's network
 thread, and the AGV would stay "online" but deaf. Run it alone with
-``python -m agents_sim.vda_agv --help``.
+``python -m agents_sim.vda_agv --help``; next to ``fleetflow edge --vda --map maps/demo.yaml``,
+on a node of that map: ``python -m agents_sim.vda_agv --serial agv1 --node dock --x 0 --y 0
+--map-id demo_floor`` (an AGV off the edge's map has every step it is given fail at once).
 """
 
 from __future__ import annotations
@@ -191,10 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", default="2.1.0", choices=["2.0.0", "2.1.0"])
     p.add_argument("--username")
     p.add_argument("--password")
-    p.add_argument("--node", required=True, help="node id the AGV stands on")
+    p.add_argument("--node", required=True,
+                   help="node id the AGV stands on: a node of the edge's map (dock on "
+                        "maps/demo.yaml), or its orders cannot be planned")
     p.add_argument("--x", type=float, required=True)
     p.add_argument("--y", type=float, required=True)
-    p.add_argument("--map-id", default="map")
+    p.add_argument("--map-id", default="map", help="mapId it reports (demo_floor for "
+                   "maps/demo.yaml)")
     p.add_argument("--speed", type=float, default=1.0, help="m/s")
     p.add_argument("--action-s", type=float, default=2.0, help="seconds per node action")
     p.add_argument("--state-interval", type=float, default=30.0)

@@ -120,6 +120,7 @@ def rules(identity: Identity) -> tuple[Rule, ...]:
         return (
             Rule("read", f"{NATIVE_PREFIX}/+/edge/events"),
             Rule("read", f"{NATIVE_PREFIX}/+/edge/status"),
+            Rule("read", f"{NATIVE_PREFIX}/+/edge/errors"),  # refusals of its commands
             Rule("write", f"{NATIVE_PREFIX}/+/edge/cmd"),
         )
     base = f"{_VDA_PREFIX}/{identity.manufacturer}/{identity.serial}"

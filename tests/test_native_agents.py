@@ -15,6 +15,7 @@ from topics import (
     Bid,
     Cancel,
     Cfp,
+    EventAck,
     Message,
     Pause,
     Resume,
@@ -33,16 +34,31 @@ def assign(step: str = "s1", cid: str = "c1", duration: float = 4.0, **kw: Any) 
     return Assign(command_id=cid, workflow_id="wf", step_id=step, kind="robot", **kw)
 
 
+def ack_all(agent: AgentBehaviour, now: float) -> None:
+    """Play an edge that acknowledges every event the agent has sent."""
+    ids = agent.delivery.outbox.ids()
+    if ids:
+        agent.on_command(EventAck(command_id=f"k{now}", event_ids=ids), now)
+
+
 def run_until(agent: AgentBehaviour, end: float, start: float = 0.0) -> list[tuple[float, Message]]:
-    """Tick the agent at each of its wakeups up to ``end``; return (time, event) pairs."""
+    """Tick the agent at each of its wakeups up to ``end``, acknowledging every event as an
+    edge does (so nothing is resent); return (time, event) pairs."""
     out: list[tuple[float, Message]] = []
     now = start
+    ack_all(agent, now)
     while True:
         nxt = agent.next_wakeup()
         if nxt is None or nxt > end:
             return out
         now = max(now, nxt)
         out += [(now, o.message) for o in agent.tick(now) if o.channel == "event"]
+        ack_all(agent, now)
+
+
+def events(out: list[Outgoing]) -> list[Outgoing]:
+    """The events of ``out`` besides command acknowledgements."""
+    return [o for o in out if o.channel == "event" and o.message.type != "command_ack"]  # type: ignore[attr-defined]
 
 
 def types(events: list[tuple[float, Message]] | list[Outgoing]) -> list[str]:
@@ -54,7 +70,7 @@ def test_assign_runs_the_full_event_sequence() -> None:
     """An assigned step is accepted, started, progresses three times and is done on time."""
     agent = AgentBehaviour(AgentSpec("r1", progress_steps=3))
     first = agent.on_command(assign(duration=4.0), 0.0)
-    assert types([o for o in first if o.channel == "event"]) == ["step_accepted", "step_started"]
+    assert types(events(first)) == ["step_accepted", "step_started"]
     later = run_until(agent, 10.0)
     assert types(later) == ["step_progress"] * 3 + ["step_done"]
     assert [t for t, _ in later] == [1.0, 2.0, 3.0, 4.0]
@@ -66,7 +82,7 @@ def test_assign_runs_the_full_event_sequence() -> None:
 def test_events_carry_unique_ids_and_the_assign_attempt() -> None:
     """Every event has a fresh event id and echoes workflow, step and attempt."""
     agent = AgentBehaviour(AgentSpec("r1"))
-    out = [o.message for o in agent.on_command(assign(attempt=3), 0.0) if o.channel == "event"]
+    out = [o.message for o in events(agent.on_command(assign(attempt=3), 0.0))]
     out += [m for _, m in run_until(agent, 10.0)]
     ids = [m.event_id for m in out]  # type: ignore[attr-defined]
     assert len(set(ids)) == len(ids)
@@ -75,10 +91,10 @@ def test_events_carry_unique_ids_and_the_assign_attempt() -> None:
 
 
 def test_duplicate_command_id_changes_nothing() -> None:
-    """A redelivered Assign (same command id) is ignored."""
+    """A redelivered Assign (same command id) is acknowledged again but not applied."""
     agent = AgentBehaviour(AgentSpec("r1"))
     agent.on_command(assign(), 0.0)
-    assert [o for o in agent.on_command(assign(), 0.1) if o.channel == "event"] == []
+    assert types(agent.on_command(assign(), 0.1)) == ["command_ack"]
     assert agent.queue == []
 
 
@@ -145,7 +161,7 @@ def test_assign_while_busy_queues_and_runs_next() -> None:
     agent = AgentBehaviour(AgentSpec("r1", progress_steps=0))
     agent.on_command(assign("a", "c1", 2.0), 0.0)
     out = agent.on_command(assign("b", "c2", 2.0), 0.5)
-    assert types([o for o in out if o.channel == "event"]) == ["step_accepted"]
+    assert types(events(out)) == ["step_accepted"]
     later = run_until(agent, 10.0)
     assert [(t, getattr(m, "step_id", ""), m.type) for t, m in later] == [  # type: ignore[attr-defined]
         (2.0, "a", "step_done"), (2.0, "b", "step_started"), (4.0, "b", "step_done")]
@@ -166,10 +182,10 @@ def test_sync_arrival_is_repeated_only_as_a_safety_net() -> None:
 
 
 def test_default_agent_arrives_once_and_waits_quietly() -> None:
-    """With the default (long) safety retry, one arrival is sent and nothing for 29 s."""
+    """By default an acknowledged arrival is never repeated while the agent waits."""
     agent = AgentBehaviour(AgentSpec("r1", state_period_s=100.0))
     assert types(agent.arrive("wf", "handover", 0.0)) == ["sync_arrival"]
-    assert run_until(agent, 29.0) == []
+    assert run_until(agent, 99.0) == [] and ("wf", "handover") in agent.waiting
 
 
 def test_no_retry_at_all_when_sync_retry_is_none() -> None:
@@ -209,9 +225,9 @@ def test_cfp_gets_a_bid_only_from_capable_agents() -> None:
               capabilities=["pick"], deadline_ts=5.0)
     able = AgentBehaviour(AgentSpec("r1", capabilities=("pick", "transport")))
     unable = AgentBehaviour(AgentSpec("r2", capabilities=("transport",)))
-    bids = [o.message for o in able.on_command(cfp, 0.0) if o.channel == "event"]
+    bids = [o.message for o in events(able.on_command(cfp, 0.0))]
     assert len(bids) == 1 and isinstance(bids[0], Bid) and bids[0].cfp_id == "cfp1"
-    assert [o for o in unable.on_command(cfp, 0.0) if o.channel == "event"] == []
+    assert events(unable.on_command(cfp, 0.0)) == []
 
 
 def test_busy_agents_bid_higher() -> None:
@@ -221,8 +237,8 @@ def test_busy_agents_bid_higher() -> None:
     busy.on_command(assign(), 0.0)
     cfp = Cfp(command_id="c", cfp_id="k", workflow_id="w", step_id="s", capabilities=["pick"],
               deadline_ts=9.0)
-    cost = [next(o.message.cost for o in a.on_command(cfp, 0.0)  # type: ignore[attr-defined]
-                 if o.channel == "event") for a in (idle, busy)]
+    cost = [next(o.message.cost for o in events(a.on_command(cfp, 0.0)))  # type: ignore[attr-defined]
+                 for a in (idle, busy)]
     assert cost[0] < cost[1]
 
 

@@ -16,11 +16,14 @@ from broker import Identity, PasswordFile, mosquitto, write_mosquitto_config
 from topics import (
     AgentConn,
     Assign,
+    EdgeStatus,
+    EventAck,
     Message,
     agent_topic,
     decode_agent_conn,
     decode_agent_event,
     decode_agent_state,
+    edge_topic,
     encode,
 )
 
@@ -35,10 +38,15 @@ def _private_mosquitto(tmp_path: Path, passwd: PasswordFile, port: int) -> Path:
 
 
 class Edge:
-    """Stands in for the edge: records what agents send and publishes commands."""
+    """Stands in for the edge: records what agents send, acknowledges their events (unless
+    ``ack=False``) and publishes commands."""
 
-    def __init__(self, port: int, *, user: tuple[str, str] | None = None) -> None:
+    def __init__(self, port: int, *, user: tuple[str, str] | None = None, ack: bool = True
+                 ) -> None:
+        self.ack = ack
         self.inbox: queue.SimpleQueue[tuple[str, Message]] = queue.SimpleQueue()
+        self.events: list[Message] = []
+        """Every agent event received, in order (``wait_for`` does not consume these)."""
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-standin")
         if user:
             self.client.username_pw_set(*user)
@@ -55,10 +63,28 @@ class Edge:
         kind = msg.topic.rsplit("/", 1)[1]
         decoder = {"event": decode_agent_event, "conn": decode_agent_conn,
                    "state": decode_agent_state}[kind]
-        self.inbox.put((msg.topic, decoder(bytes(msg.payload))))
+        message = decoder(bytes(msg.payload))
+        self.inbox.put((msg.topic, message))
+        if kind == "event":
+            self.events.append(message)
+            if self.ack:
+                self.acknowledge(message)
+
+    def acknowledge(self, event: Message) -> None:
+        """Send the agent an EventAck naming ``event``."""
+        self.acknowledge_id(event.agent_id, event.event_id)  # type: ignore[attr-defined]
+
+    def acknowledge_id(self, agent_id: str, event_id: str) -> None:
+        """Send ``agent_id`` an EventAck naming ``event_id``."""
+        self.send(agent_id, EventAck(command_id=f"k-{event_id}", event_ids=[event_id]))
 
     def send(self, agent_id: str, cmd: Message) -> None:
         self.client.publish(agent_topic(F, agent_id, "cmd"), encode(cmd), qos=1)
+
+    def status(self, online: bool) -> None:
+        """Publish the edge's retained status."""
+        self.client.publish(edge_topic(F, "status"), encode(EdgeStatus(facility=F, online=online)),
+                            qos=1, retain=True).wait_for_publish(5)
 
     def wait_for(self, pred: object, timeout: float = 10.0) -> tuple[str, Message]:
         """The first message for which ``pred(topic, msg)`` holds."""
@@ -85,9 +111,9 @@ class Edge:
         self.client.loop_stop()
 
 
-def _assign(step: str, cid: str, **kw: object) -> Assign:
+def _assign(step: str, cid: str, duration: float = 0.3) -> Assign:
     return Assign(command_id=cid, workflow_id="wf1", step_id=step, kind="robot",
-                  params={"duration_s": 0.3}, **kw)  # type: ignore[arg-type]
+                  params={"duration_s": duration})
 
 
 def test_agent_answers_assign_with_the_event_sequence(mosquitto_port: int) -> None:
@@ -210,3 +236,65 @@ def test_wrong_password_fails_to_start(mosquitto_bin: str, port: int, tmp_path: 
                              credentials=lambda a: (a, "wrong"))
         with pytest.raises(TimeoutError, match="did not connect"):
             runner.start(timeout=2)
+
+
+def _step_events(edge: Edge, timeout: float = 10.0) -> tuple[str, Message]:
+    return edge.wait_for(lambda _t, m: m.type not in ("state", "conn"), timeout)  # type: ignore[attr-defined]
+
+
+def _drain(edge: Edge) -> list[Message]:
+    """Everything received so far (and forget it)."""
+    got = []
+    while True:
+        try:
+            got.append(edge.inbox.get_nowait()[1])
+        except queue.Empty:
+            return got
+
+
+def test_agent_resends_an_unacknowledged_event_until_acked(mosquitto_port: int) -> None:
+    """An event the edge does not acknowledge comes again (same event id) after about 1 s;
+    once acknowledged it stops."""
+    edge = Edge(mosquitto_port, ack=False)
+    runner = FleetRunner(F, [AgentSpec("r1", state_period_s=5.0)], port=mosquitto_port)
+    try:
+        runner.start()
+        edge.send("r1", _assign("s1", "c1", 100.0))
+        _, first = edge.wait_for(lambda _t, m: m.type == "step_accepted")  # type: ignore[attr-defined]
+        t0 = time.monotonic()
+        _, again = edge.wait_for(lambda _t, m: m.type == "step_accepted", timeout=5)  # type: ignore[attr-defined]
+        assert again == first and time.monotonic() - t0 > 0.5
+        for event in list(edge.events):
+            edge.acknowledge(event)
+        outbox = runner.behaviours["r1"].delivery.outbox
+        deadline = time.monotonic() + 5
+        while len(outbox):
+            assert time.monotonic() < deadline, "the agent ignored the EventAcks"
+            time.sleep(0.05)
+        _drain(edge)
+        with pytest.raises(queue.Empty):  # nothing for 3 s, though a resend was due
+            _step_events(edge, timeout=3.0)
+    finally:
+        runner.stop()
+        edge.close()
+
+
+def test_edge_coming_online_triggers_an_immediate_resend(mosquitto_port: int) -> None:
+    """When the edge's status turns online the agent resends its unacknowledged events at
+    once, long before its backoff would."""
+    edge = Edge(mosquitto_port, ack=False)
+    edge.status(False)
+    runner = FleetRunner(F, [AgentSpec("r1", state_period_s=5.0)], port=mosquitto_port)
+    try:
+        runner.start()
+        edge.send("r1", _assign("s1", "c1", 100.0))
+        edge.wait_for(lambda _t, m: m.type == "step_accepted")  # type: ignore[attr-defined]
+        time.sleep(4.5)  # resends at ~1 and ~3 s; the next one is due at ~7 s
+        _drain(edge)
+        edge.status(True)
+        t0 = time.monotonic()
+        edge.wait_for(lambda _t, m: m.type == "step_accepted", timeout=2)  # type: ignore[attr-defined]
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        runner.stop()
+        edge.close()

@@ -361,4 +361,6 @@ class ErrorReport(Message):
     message: Text
     topic: Annotated[str, Field(max_length=512)] = ""
     agent_id: str | None = Field(default=None, max_length=64)
+    command_id: str | None = Field(default=None, max_length=64)
+    """The refused hub command's id (a hub stops resending it)."""
     ts: Timestamp = 0.0

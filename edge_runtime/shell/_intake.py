@@ -72,12 +72,15 @@ class Reject:
     message: str
     topic: str
     agent_id: str | None = None
+    command_id: str | None = None
+    """For a refused hub command: its id."""
 
     def report(self, ts: float) -> ErrorReport:
         """The ``ErrorReport`` for this rejection."""
         return ErrorReport(
             reason=self.reason, message=self.message[:1024], topic=self.topic[:512],
-            agent_id=self.agent_id if self.agent_id is None else self.agent_id[:64], ts=ts,
+            agent_id=self.agent_id if self.agent_id is None else self.agent_id[:64],
+            command_id=None if self.command_id is None else self.command_id[:64], ts=ts,
         )
 
 

@@ -346,7 +346,9 @@ class EdgeRuntime:
                 _log.exception("the core failed on an input from %s", topic or "the shell")
             reason = str(getattr(exc, "reason", "refused")) if refused else "internal_error"
             agent = getattr(inbound, "agent_id", None)
-            self._reject(Reject(reason, str(exc) or type(exc).__name__, topic, agent), now, work)
+            command = inbound.command_id if isinstance(inbound, HubCommand) else None
+            self._reject(Reject(reason, str(exc) or type(exc).__name__, topic, agent, command),
+                         now, work)
             if self.core.last_seq != seq or self.core.needs_rebuild:
                 # Half a change was applied in memory: commit what came before it, then
                 # rebuild the core from the durable log, which never saw that half.
