@@ -180,9 +180,8 @@ class EdgeRuntime:
     def _shutdown(self) -> None:
         """Handle what was received, publish offline status, disconnect.
 
-        The subscriptions stay: on the persistent session the broker keeps QoS 1 messages
-        for the edge while it is down, and whatever arrives after this drain is never
-        acknowledged, so the broker delivers it again to the next run.
+        Whatever arrives after this drain is never acknowledged (no ``EventAck``, no
+        ``command_reply``), so its sender resends it to the next run.
         """
         for _ in range(max(1, self._queue.qsize() // self.config.batch_max + 1)):
             batch = self._take_batch(wait=0.0)
