@@ -20,6 +20,8 @@ from topics import (
     Assign,
     Bid,
     Cfp,
+    CommandAck,
+    EventAck,
     HubCommand,
     ProtocolError,
     StepAccepted,
@@ -42,7 +44,12 @@ def workers(agents: int) -> int:
 class _ScriptedAgents:
     """The benchmark's worker agents, scripted: they answer commands at once and hold each
     step for 0.5 to 1.5 times ``hold`` seconds (seeded jitter, so that workflows do not march
-    in lockstep). Runs on paho's thread; the publisher loop reads ``due``."""
+    in lockstep). Runs on paho's thread; the publisher loop reads ``due``.
+
+    They keep the delivery contract's agent side that a healthy broker exercises
+    (docs/protocol.md, "Delivery"): every command is answered with a ``CommandAck`` and a
+    command id is applied once — else the edge's outbox resends each assign and the step
+    would be worked again. They do not resend events (nothing is lost here)."""
 
     def __init__(self, hold: float, seed: int = 1) -> None:
         self.hold = hold
@@ -59,6 +66,8 @@ class _ScriptedAgents:
         self.errors = 0
         self.measuring_from = float("inf")
         self._n = 0
+        self._seen: set[str] = set()
+        """Command ids applied (a resent command is acknowledged again, not re-applied)."""
 
     def on_command(self, topic: str, payload: bytes, at: float) -> None:
         try:
@@ -69,6 +78,14 @@ class _ScriptedAgents:
         agent_id = topic.split("/")[4]
         event_topic = agent_topic(FACILITY, agent_id, "event")
         with self.lock:
+            if isinstance(cmd, EventAck):
+                return
+            self.push(at, event_topic, encode(CommandAck(
+                event_id=self._eid(agent_id), agent_id=agent_id, ts=time.time(),
+                command_id=cmd.command_id)))
+            if cmd.command_id in self._seen:
+                return
+            self._seen.add(cmd.command_id)
             if isinstance(cmd, Assign):
                 sent = self.done_sent.pop(cmd.workflow_id, None)
                 if sent is not None and sent >= self.measuring_from:
