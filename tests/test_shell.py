@@ -36,13 +36,15 @@ TEMPLATE = "name: one\nsteps:\n  - {id: s1, kind: robot, capabilities: [lift]}\n
 class Peer:
     """A test client: records edge/events and edge/errors, publishes raw messages."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, facility: str = F) -> None:
+        self.facility = facility
         self.events: list[EdgeEvent] = []
         self.errors: list[ErrorReport] = []
         self._lock = threading.Condition()
         ready = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self.client.on_connect = lambda c, *_: c.subscribe(f"fleetflow/v1/{F}/edge/+", qos=1)
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            f"fleetflow/v1/{facility}/edge/+", qos=1)
         self.client.on_subscribe = lambda *_: ready.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
@@ -71,7 +73,7 @@ class Peer:
 
     def command(self, command_id: str, action: str, **args: Any) -> None:
         cmd = HubCommand(command_id=command_id, action=action, args=args)  # type: ignore[arg-type]
-        self.send(f"fleetflow/v1/{F}/edge/cmd", encode(cmd))
+        self.send(f"fleetflow/v1/{self.facility}/edge/cmd", encode(cmd))
 
     def close(self) -> None:
         self.client.loop_stop()

@@ -7,26 +7,15 @@ whole, and the inputs around it stand."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from test_shell import Peer as ShellPeer
 
 from edge_runtime.shell import EdgeConfig, EdgeRuntime
 from edge_runtime.vda5050 import VdaBridge, VdaTranslation
-from topics import (
-    EdgeEvent,
-    ErrorReport,
-    HubCommand,
-    decode_edge_event,
-    decode_error_report,
-    encode,
-)
 
 pytestmark = pytest.mark.mosquitto
 F = "shellvda"
@@ -40,44 +29,14 @@ HEADER = {"timestamp": "2026-01-01T00:00:00.000Z", "version": "2.1.0", "manufact
           "serialNumber": "agv1"}
 
 
-class Peer:
+class Peer(ShellPeer):
     """Hub and AGV at once: records edge/events and edge/errors, publishes raw messages."""
 
     def __init__(self, port: int) -> None:
-        self.events: list[EdgeEvent] = []
-        self.errors: list[ErrorReport] = []
-        self._cond = threading.Condition()
-        ready = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self.client.on_connect = lambda c, *_: c.subscribe(f"fleetflow/v1/{F}/edge/+", qos=1)
-        self.client.on_subscribe = lambda *_: ready.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert ready.wait(10)
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._cond:
-            if msg.topic.endswith("/events"):
-                self.events.append(decode_edge_event(bytes(msg.payload)))
-            elif msg.topic.endswith("/errors"):
-                self.errors.append(decode_error_report(bytes(msg.payload)))
-            self._cond.notify_all()
-
-    def wait_for(self, check: Callable[[], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not check():
-                assert time.monotonic() < deadline, (
-                    f"timed out: {[e.kind for e in self.events]} {self.errors}")
-                self._cond.wait(0.1)
+        super().__init__(port, F)
 
     def kinds(self, workflow_id: str) -> list[str]:
         return [e.kind for e in self.events if e.workflow_id == workflow_id]
-
-    def command(self, command_id: str, action: str, **args: Any) -> None:
-        cmd = HubCommand(command_id=command_id, action=action, args=args)  # type: ignore[arg-type]
-        self.client.publish(f"fleetflow/v1/{F}/edge/cmd", encode(cmd), qos=1).wait_for_publish(5)
 
     def agv_on(self, node: str) -> None:
         """Announce AGV agv1 and have it report standing on ``node``, idle."""
@@ -91,7 +50,7 @@ class Peer:
         for kind, message in (("connection", online), ("state", state)):
             self.client.publish(f"uagv/v2/acme/agv1/{kind}", json.dumps(message),
                                 qos=1).wait_for_publish(5)
-        self.wait_for(lambda: any(e.kind == "agent_updated" for e in self.events))
+        self.wait_for(lambda: any(e.kind == "agent_updated" for e in self.events), 30.0)
 
     def contiguous(self) -> bool:
         seqs = [e.seq for e in self.events]
