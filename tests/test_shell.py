@@ -301,10 +301,11 @@ def _replies(peer: Peer, command_id: str) -> list[EdgeEvent]:
     return [e for e in peer.events if e.kind == "command_reply" and e.data["cmd"] == command_id]
 
 
-def test_command_resent_by_the_hub_is_applied_once_and_answered_again(
+def test_commands_sent_while_stopped_are_handled_after_restart(
         runtime: Callable[..., EdgeRuntime], peer: Peer) -> None:
-    """A hub command lost while the edge was down is applied when resent; a repeat of an
-    applied one is answered with the original reply (same seq), not applied twice."""
+    """A hub command lost while the edge was down is applied once the hub resends it (no
+    broker session keeps it: docs/protocol.md, "Delivery"); a repeat of an applied one is
+    answered with the original reply (same seq), not applied twice."""
     rt = runtime()
     rt.request_stop()
     assert rt.wait() == 0

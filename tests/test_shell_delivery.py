@@ -33,9 +33,7 @@ def test_events_taken_and_refused_are_acknowledged_per_agent() -> None:
 
 def test_ack_ids_differ_across_incarnations() -> None:
     """A restarted edge's EventAcks never reuse an id an agent may have seen."""
-    first, second = Delivery("f"), Delivery("f")
-    first.new_incarnation("10")
-    second.new_incarnation("2a")
+    first, second = Delivery("f", incarnation="10"), Delivery("f", incarnation="2a")
     first.took("a", "e")
     second.took("a", "e")
     [(_, p1)] = first.event_acks(0.0)

@@ -49,7 +49,7 @@ class _Pending:
 class Delivery:
     """Event acknowledgements to agents, and the resend schedule of the command outbox."""
 
-    def __init__(self, facility: str) -> None:
+    def __init__(self, facility: str, incarnation: str = "") -> None:
         self.facility = facility
         self._pending: dict[bytes, _Pending] = {}
         self._by_agent: dict[str, dict[bytes, None]] = {}
@@ -58,7 +58,8 @@ class Delivery:
         self._acked: dict[str, list[str]] = {}
         self._refused: dict[str, dict[str, str]] = {}
         self._ack_ids = itertools.count(1)
-        self._ack_prefix = ""
+        # EventAck command ids stay unique across restarts (agents drop a repeated id).
+        self._ack_prefix = f"{incarnation}-" if incarnation else ""
 
     @property
     def outstanding(self) -> int:
@@ -93,10 +94,6 @@ class Delivery:
         self._acked.clear()
         self._refused.clear()
         return out
-
-    def new_incarnation(self, tag: str) -> None:
-        """Make ``EventAck`` command ids unique across restarts (agents dedupe by id)."""
-        self._ack_prefix = f"{tag}-"
 
     # -- the command outbox --------------------------------------------------------------
 

@@ -90,9 +90,8 @@ class EdgeRuntime:
         self.workflows = self._wiring.workflow_cache()
         """Reads of any workflow by id (live or archived), with per-tier hit/miss counts."""
         self._intake = Intake(config.facility, known_agent=self._wiring.known_agent)
-        self._delivery = Delivery(config.facility)
+        self._delivery = Delivery(config.facility, incarnation=f"{self.store.last_seq:x}")
         """Event acks to agents and the command outbox (docs/protocol.md, "Delivery")."""
-        self._delivery.new_incarnation(f"{self.store.last_seq:x}")
         self._delivery.load(self.store.outbox(), clock())
         self._refusal: str | None = None
         """Why the input just handled was refused (set by ``_reject``), else ``None``."""
@@ -226,9 +225,7 @@ class EdgeRuntime:
                     continue
                 reply_seq = self.core.reply_seq(inbound.command_id)
                 if reply_seq is not None:  # applied before: its reply may have been lost
-                    self._replay(HubCommand(command_id=inbound.command_id, action="replay",
-                                            args={"from_seq": reply_seq, "to_seq": reply_seq}),
-                                 item.topic, now, work)
+                    self._republish(reply_seq, reply_seq, work)
                     continue
             elif isinstance(inbound, CommandAck):
                 key = self._delivery.acknowledged(inbound.agent_id, inbound.command_id)
@@ -407,6 +404,10 @@ class EdgeRuntime:
             self._reject(Reject("schema", "replay needs integer from_seq (and to_seq)", topic),
                          now, work)
             return
+        self._republish(from_seq, to_seq, work)
+
+    def _republish(self, from_seq: int, to_seq: int | None, work: Batch) -> None:
+        """Publish stored events again, as stored (at most ``_REPLAY_LIMIT``)."""
         for payload in self._wiring.replay(from_seq, to_seq, _REPLAY_LIMIT):
             work.out.append((self._topics["events"], payload, 1, False))
 

@@ -27,13 +27,7 @@ class StoredSnapshot(NamedTuple):
 
 
 class EventStore(EventLog):
-    """The durable, contiguous event log of one facility (DESIGN §4), with its snapshots.
-
-    ``sync`` decides when an ``append`` is forced to disk (see docs/store.md):
-    ``"batch"`` every append (survives power loss), ``"interval"`` at most every
-    ``sync_interval_s`` (a crash of the process loses nothing, a power loss at most that
-    window), ``"none"`` never explicitly (survives a process crash only).
-    """
+    """The facility's ``EventLog`` (see it for ``sync``), with its snapshots and backups."""
 
     def __init__(
         self,
