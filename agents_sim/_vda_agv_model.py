@@ -83,6 +83,8 @@ class AgvModel(AgvVehicle):
                              f"not {instant_key!r}")
         self.instant_key: InstantKey = instant_key
         """The only key this AGV reads instant actions from."""
+        self.refused_instants: set[str] = set()
+        """Instant action types it refuses (``refuse_instant``)."""
         self.order_id, self.order_update_id = "", 0
         self.headers: dict[str, int] = {}
         """Last ``headerId`` per topic."""
@@ -267,7 +269,12 @@ class AgvModel(AgvVehicle):
             aid, kind = act["actionId"], act["actionType"]
             a = AgvAction(aid, kind, act["blockingType"], {}, status="FINISHED", instant=True)
             self.actions[aid] = a
-            if kind == "cancelOrder":
+            if kind in self.refused_instants:
+                a.status, a.result = "FAILED", f"{kind} refused"
+                self.errors.append({"errorType": "instantActionRefused", "errorLevel": "WARNING",
+                                    "errorDescription": f"{kind} refused",
+                                    "errorReferences": [error_ref("actionId", aid)]})
+            elif kind == "cancelOrder":
                 has_order = bool(self.nodes) or any(
                     not x.instant and x.status not in TERMINAL for x in self.actions.values())
                 if not has_order or self.cancel_id is not None:  # §6.6.3.2
@@ -295,6 +302,11 @@ class AgvModel(AgvVehicle):
                                     "errorLevel": "WARNING",
                                     "errorReferences": [error_ref("actionId", aid)]})
         return [self.state(now), *out]  # action states changed: always report
+
+    def refuse_instant(self, action_type: str) -> None:
+        """Test knob: from now on, instant actions of this type FAIL (with a WARNING naming
+        the action) and are not performed."""
+        self.refused_instants.add(action_type)
 
     # --- time ------------------------------------------------------------------------
 

@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--action-s", type=float, default=2.0, help="seconds per node action")
     p.add_argument("--state-interval", type=float, default=30.0)
     p.add_argument("--fail", action="append", default=[], help="fail the next action of a type")
+    p.add_argument("--refuse-instant", action="append", default=[], metavar="TYPE",
+                   help="refuse every instant action of a type (FAILED, and a WARNING naming "
+                        "it), e.g. cancelOrder or startPause")
     p.add_argument("--instant-key", default="actions", choices=["actions", "instantActions"],
                    help="the only key instant actions are read from: the document's "
                         "'actions', or 'instantActions' as an early 2.0 draft schema named it")
@@ -216,9 +219,11 @@ def main(argv: list[str] | None = None) -> int:
                      args.username, args.password, node_id=args.node, x=args.x, y=args.y,
                      map_id=args.map_id, speed=args.speed, action_s=args.action_s,
                      state_interval_s=args.state_interval, instant_key=args.instant_key)
-    for action_type in args.fail:
-        with runner.lock:
+    with runner.lock:
+        for action_type in args.fail:
             runner.model.fail_next(action_type)
+        for action_type in args.refuse_instant:
+            runner.model.refuse_instant(action_type)
     print(f"vda-agv {args.manufacturer}/{args.serial} online", flush=True)
     done.wait()
     runner.stop()

@@ -22,7 +22,10 @@ from topics import (
     AgentConn,
     AgentKindName,
     Assign,
+    Cancel,
+    CommandAck,
     HubCommand,
+    Pause,
     StepAccepted,
     StepDone,
     StepFailed,
@@ -150,9 +153,14 @@ class ScriptedFleet:
         return self.feed(StepStarted(**self._common(workflow_id, step_id)))
 
     def finish(self, workflow_id: str, step_id: str, **outputs: Any) -> list[Effect]:
-        """The assigned agent accepts, starts and finishes the step with ``outputs``."""
-        self.accept(workflow_id, step_id)
-        self.start_step(workflow_id, step_id)
+        """The assigned agent accepts, starts (unless it did already) and finishes the step
+        with ``outputs``."""
+        wf = self.core.workflow(workflow_id)
+        state = wf.steps[step_id].state if wf is not None else ""
+        if state == "assigned":
+            self.accept(workflow_id, step_id)
+        if state in ("assigned", "preparing"):
+            self.start_step(workflow_id, step_id)
         return self.feed(StepDone(outputs=outputs, **self._common(workflow_id, step_id)))
 
     def fail(self, workflow_id: str, step_id: str, error_type: str = "error",
@@ -160,6 +168,21 @@ class ScriptedFleet:
         """The assigned agent reports the step failed."""
         return self.feed(StepFailed(error_type=error_type, retryable=retryable,
                                     **self._common(workflow_id, step_id)))
+
+    def confirm(self, workflow_id: str, step_id: str, outcome: str = "done",
+                reason: str = "") -> list[Effect]:
+        """The agent holding the step answers the last ``Cancel`` or ``Pause`` it was sent
+        for it: ``done`` (it stopped or paused) or ``refused``."""
+        for effect in reversed(self.effects):
+            msg = effect.message if isinstance(effect, Publish) else None
+            if isinstance(msg, Cancel | Pause) and (msg.workflow_id, msg.step_id) == (
+                    workflow_id, step_id):
+                agent_id = effect.topic.rsplit("/", 2)[1]  # type: ignore[union-attr]
+                return self.feed(CommandAck(
+                    event_id=self._eid(), agent_id=agent_id, ts=self.now,
+                    command_id=msg.command_id, outcome=outcome,  # type: ignore[arg-type]
+                    reason=reason))
+        raise AssertionError(f"no cancel or pause was sent for {workflow_id}.{step_id}")
 
     def at(self, now: float) -> None:
         """Move virtual time to ``now`` (the next input comes one tick later)."""

@@ -144,7 +144,8 @@ def test_depending_on_an_archived_cancelled_workflow_is_refused() -> None:
     """A workflow cannot depend on a cancelled one, archived or not."""
     fl = _fleet()
     fl.create("one", "w1")
-    fx = fl.command("cancel_workflow", workflow_id="w1")
+    fl.command("cancel_workflow", workflow_id="w1")
+    fx = fl.confirm("w1", "s")  # cancelled once its robot confirmed it stopped
     assert _archived_kinds(fx) == ["w1"] and fl.core.archived("w1") == "cancelled"
     before = fl.core.snapshot()
     with pytest.raises(CoreError, match="cannot depend on cancelled w1"):
@@ -180,6 +181,7 @@ def test_cancelled_workflow_is_archived_with_its_reason() -> None:
     fl = _fleet()
     fl.create("two", "w1")
     fl.command("cancel_workflow", workflow_id="w1", reason="not needed")
+    fl.confirm("w1", "a")
     assert fl.core.workflow("w1") is None
     view = fl.workflow("w1")
     assert view is not None and view.state == "cancelled" and view.reason == "not needed"

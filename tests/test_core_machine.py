@@ -38,12 +38,14 @@ def _state(fl: ScriptedFleet, wid: str = "w1") -> str:
 
 
 def test_hierarchy_is_the_design() -> None:
-    """The machine has exactly DESIGN §5's leaves, as dotted paths."""
+    """The machine has DESIGN §5's leaves, as dotted paths, and the two transient states
+    (docs/decisions.md, "Cancel and pause")."""
     assert workflow_machine().leaves == (
         "pending", "active.initializing", "active.executing.step_preparation",
         "active.executing.step_execution", "active.executing.step_validation",
         "active.executing.step_cleanup", "active.waiting_for_resource",
-        "active.synchronizing", "paused", "completed", "failed", "cancelled",
+        "active.synchronizing", "pausing", "paused", "cancelling", "completed", "failed",
+        "cancelled",
     )
 
 
@@ -54,7 +56,8 @@ def test_every_workflow_state_is_reached() -> None:
     machine = fl.core.workflow_machine
     machine.on("start", before=lambda o, s, d: seen.add(s))
     for ev in ("start", "prepare", "execute", "validate", "clean_up", "wait_resource",
-               "synchronize", "complete", "pause", "resume", "cancel", "fail", "restore"):
+               "synchronize", "complete", "pause", "resume", "cancel", "fail", "restore",
+               "begin_pause", "paused", "begin_cancel", "cancelled"):
         machine.on(ev, after=lambda o, s, d: seen.add(d))
     fl.create("two", "w1")  # no robot yet
     assert _state(fl) == "active.waiting_for_resource"
@@ -70,6 +73,12 @@ def test_every_workflow_state_is_reached() -> None:
     fl.command("cancel_workflow", workflow_id="w2")
     fl.create("two", "w3")
     fl.command("operator_action", workflow_id="w3", action="abort")
+    fl.create("two", "w4")  # r1 holds its step: pause and cancel wait for r1
+    fl.command("pause_workflow", workflow_id="w4")
+    fl.confirm("w4", "a")
+    fl.command("resume_workflow", workflow_id="w4")
+    fl.command("cancel_workflow", workflow_id="w4")
+    fl.confirm("w4", "a")
     assert seen >= set(machine.leaves) - {"active.initializing"} | {"pending"}
     assert "active.initializing" in seen
 
@@ -146,6 +155,10 @@ def test_pause_resume_returns_to_deep_substate() -> None:
     fl.start_step("w1", "a")
     fl.command("pause_workflow", workflow_id="w1")
     wf = fl.workflow("w1")
+    assert wf is not None and wf.state == "pausing"  # until r1 confirms
+    assert wf.resumes_to == "active.executing.step_execution"
+    fl.confirm("w1", "a")
+    wf = fl.workflow("w1")
     assert wf is not None and wf.state == "paused"
     assert wf.resumes_to == "active.executing.step_execution"
     fl.command("resume_workflow", workflow_id="w1")
@@ -218,6 +231,8 @@ def test_counts_group_workflows_by_top_state_and_agents_by_status() -> None:
     fl.create("two", "w1")
     fl.create("two", "w2")
     fl.command("pause_workflow", workflow_id="w2")
+    assert fl.core.workflow_counts() == {"active": 1, "pausing": 1}
+    fl.confirm("w2", "a")
     assert fl.core.workflow_counts() == {"active": 1, "paused": 1}
     assert fl.core.knows_agent("r1") and not fl.core.knows_agent("r9")
     fl.feed(AgentConn(agent_id="r2", online=False))

@@ -129,13 +129,16 @@ def test_operator_skip_and_abort() -> None:
 
 
 def test_operator_reassign_moves_step_to_another_agent() -> None:
-    """Reassign cancels the current agent's step and gives it to a different agent."""
+    """Reassign cancels the current agent's step and, once it confirmed, gives the step to a
+    different agent."""
     fl = _fleet(ONE, robots=2)
     fl.create("one", "w1")
     assert _step(fl, "s").agent == "r0"
     fx = fl.command("operator_action", workflow_id="w1", step_id="s", action="reassign")
     cancels = [e for e in fx if isinstance(e, Publish) and isinstance(e.message, Cancel)]
     assert [c.topic.split("/")[4] for c in cancels] == ["r0"]
+    assert _step(fl, "s").state == "cancelling" and _step(fl, "s").agent == "r0"
+    fl.confirm("w1", "s")
     assert _step(fl, "s").agent == "r1" and _step(fl, "s").attempt == 2
 
 

@@ -15,6 +15,7 @@ from edge_runtime.testing import ScriptedFleet
 from topics import (
     AgentConn,
     AgentState,
+    CommandAck,
     HubCommand,
     StepAccepted,
     StepDone,
@@ -110,7 +111,13 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
     common: dict[str, Any] = {
         "agent_id": s.agent, "workflow_id": wid, "step_id": s.id, "attempt": s.attempt,
         "ts": now, "event_id": f"e{data.draw(st.integers(0, n))}"}
-    kind = data.draw(st.sampled_from(["accept", "start", "done", "done", "fail", "sync"]))
+    kind = data.draw(st.sampled_from(["accept", "start", "done", "done", "fail", "sync",
+                                      "ack", "ack"]))
+    unconfirmed = core.state.workflows[wid].steps[s.id].unconfirmed
+    if kind == "ack" and unconfirmed is not None:  # confirm or refuse a cancel or a pause
+        return CommandAck(agent_id=s.agent, ts=now, event_id=common["event_id"],
+                          command_id=unconfirmed[0],
+                          outcome=data.draw(st.sampled_from(["done", "done", "refused"])))
     if kind == "accept":
         return StepAccepted(**common)
     if kind == "start":

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agents_sim.vda_agv import AgvModel, AgvRunner, run_agv
 from broker import stop_process
-from topics import EdgeEvent, HubCommand, decode_edge_event, decode_edge_status, encode
+from topics import (
+    EdgeEvent,
+    ErrorReport,
+    HubCommand,
+    decode,
+    decode_edge_event,
+    decode_edge_status,
+    encode,
+)
 
 pytestmark = pytest.mark.mosquitto
 F = "vda"
@@ -39,6 +48,8 @@ class Hub:
 
     def __init__(self, port: int) -> None:
         self.events: list[EdgeEvent] = []
+        self.errors: list[ErrorReport] = []
+        """What the edge reported on ``edge/errors``."""
         self.online = False
         self.edge: subprocess.Popen[bytes] | None = None
         """The edge process it watches (set by the fixture)."""
@@ -59,6 +70,8 @@ class Hub:
                 self.events.append(decode_edge_event(bytes(msg.payload)))
             elif kind == "status":
                 self.online = decode_edge_status(bytes(msg.payload)).online
+            elif kind == "errors":
+                self.errors.append(decode(bytes(msg.payload), ErrorReport))
             self._cond.notify_all()
 
     def wait_for(self, what: Callable[[Hub], bool], timeout: float = 30.0) -> None:
@@ -141,7 +154,9 @@ def test_hub_pauses_resumes_and_cancels_a_vda_agv(edge_and_hub: Hub, mosquitto_p
         until(runner, lambda m: m.driving, "started driving")
 
         hub.command("pause_workflow", workflow_id="w1")
+        hub.wait_for(lambda h: "workflow_pausing" in h.kinds("w1"))
         until(runner, lambda m: m.paused and not m.driving, "paused")
+        hub.wait_for(lambda h: "workflow_paused" in h.kinds("w1"))  # once the AGV confirmed
         with runner.lock:
             x = runner.model.x
             assert instant(runner.model, "startPause") == ["FINISHED"]
@@ -155,8 +170,10 @@ def test_hub_pauses_resumes_and_cancels_a_vda_agv(edge_and_hub: Hub, mosquitto_p
             assert instant(runner.model, "stopPause") == ["FINISHED"]
 
         hub.command("cancel_workflow", workflow_id="w1")
+        hub.wait_for(lambda h: "workflow_cancelling" in h.kinds("w1"))
         until(runner, lambda m: instant(m, "cancelOrder") == ["FINISHED"], "cancelled")
         hub.wait_for(lambda h: "workflow_cancelled" in h.kinds("w1"))
+        assert "command_refused" not in hub.kinds("w1")
         with runner.lock:
             assert runner.model.nodes == [] and runner.model.last_node_id != "pack"
             x, stopped_at = runner.model.x, runner.model.last_node_id
@@ -192,3 +209,59 @@ def test_an_agv_off_the_map_fails_its_step_and_the_edge_serves_on(edge_and_hub: 
         assert seqs == list(range(1, len(seqs) + 1))
     finally:
         stop_process(agv, 5)
+
+
+
+@contextmanager
+def driving_agv(hub: Hub, port: int, version: str, refuses: str,
+                **options: Any) -> Iterator[AgvRunner]:
+    """A test AGV that refuses one instant action type, driving workflow w1's order."""
+    runner = run_agv("127.0.0.1", port, "acme", "agv1", version, node_id="dock", x=0.0,
+                     y=0.0, map_id="demo_floor", speed=5.0, state_interval_s=1.0, **options)
+    with runner.lock:
+        runner.model.refuse_instant(refuses)
+    try:
+        hub.wait_for(lambda h: "agent_joined" in h.kinds(), 30)
+        hub.command("create_workflow", template="vda_haul", workflow_id="w1")
+        until(runner, lambda m: m.driving, "started driving")
+        yield runner
+    finally:
+        runner.stop()
+
+
+def test_an_agv_that_refuses_cancel_is_reported_and_its_finished_order_recorded(
+        edge_and_hub: Hub, mosquitto_port: int) -> None:
+    """An AGV that refuses cancelOrder and drives on: the refusal is an event and an
+    edge/errors report, the step is done when the AGV finished it, and only then is the
+    workflow cancelled — never recorded cancelled while the AGV drives."""
+    hub = edge_and_hub
+    with driving_agv(hub, mosquitto_port, "2.0.0", "cancelOrder",
+                     instant_key="instantActions") as runner:
+        hub.command("cancel_workflow", workflow_id="w1")
+        hub.wait_for(lambda h: "command_refused" in h.kinds("w1"))
+        assert "workflow_cancelled" not in hub.kinds("w1")
+        refused = next(e for e in hub.events if e.kind == "command_refused")
+        assert refused.data["agent"] == "agv1" and refused.data["command"] == "cancel"
+        hub.wait_for(lambda h: any(r.reason == "command_refused" for r in h.errors))
+        hub.wait_for(lambda h: "workflow_cancelled" in h.kinds("w1"), 60)
+        kinds = hub.kinds("w1")
+        assert kinds.index("command_refused") < kinds.index("step_done") \
+            < kinds.index("workflow_cancelled")
+        with runner.lock:
+            assert runner.model.last_node_id == "pack"  # it did finish the order
+
+
+def test_an_agv_that_refuses_to_pause_leaves_the_workflow_running(
+        edge_and_hub: Hub, mosquitto_port: int) -> None:
+    """An AGV that refuses startPause: the workflow is not paused but resumed, the refusal
+    is an event and an edge/errors report, and the step completes."""
+    hub = edge_and_hub
+    with driving_agv(hub, mosquitto_port, "2.1.0", "startPause"):
+        hub.command("pause_workflow", workflow_id="w1")
+        hub.wait_for(lambda h: "workflow_resumed" in h.kinds("w1"))
+        kinds = hub.kinds("w1")
+        assert "workflow_paused" not in kinds
+        assert kinds.index("workflow_pausing") < kinds.index("command_refused") \
+            < kinds.index("workflow_resumed")
+        hub.wait_for(lambda h: any(r.reason == "command_refused" for r in h.errors))
+        hub.wait_for(lambda h: "workflow_completed" in h.kinds("w1"), 60)

@@ -20,6 +20,7 @@ from edge_runtime.core._command_args import (
     WorkflowArgs,
     parse_args,
 )
+from edge_runtime.core._confirm import Confirmations
 from edge_runtime.core._context import Context
 from edge_runtime.core._errors import CoreError, DependencyCycle, UnknownEntity
 from edge_runtime.core._flow import Flow
@@ -29,7 +30,7 @@ from edge_runtime.core._operator import OperatorActions
 from edge_runtime.core._recovery import Recovery
 from edge_runtime.core._state import FacilityState, WorkflowRun
 from edge_runtime.core._sync import SyncPoints
-from topics import HubCommand, Pause, Resume
+from topics import HubCommand
 
 __all__ = ["HubCommands"]
 
@@ -41,14 +42,15 @@ class HubCommands:
 
     def __init__(
         self, lifecycle: Lifecycle, flow: Flow, allocation: Allocation, sync: SyncPoints,
-        recovery: Recovery,
+        recovery: Recovery, confirmations: Confirmations,
     ) -> None:
         self.lifecycle = lifecycle
         self.flow = flow
         self.allocation = allocation
         self.sync = sync
         self.recovery = recovery
-        self.operator = OperatorActions(lifecycle, flow, allocation, recovery)
+        self.confirmations = confirmations
+        self.operator = OperatorActions(lifecycle, flow, allocation, recovery, confirmations)
         self._actions: dict[str, _Action] = {
             "create_workflow": self.create_workflow,
             "cancel_workflow": self.cancel_workflow,
@@ -96,45 +98,30 @@ class HubCommands:
         return {"workflow_id": wf.id, "state": wf.state}
 
     def cancel_workflow(self, ctx: Context, cmd: HubCommand) -> dict[str, Any]:
-        """Cancel: running agents are told to stop, waiting ones to leave."""
+        """Cancel: waiting steps leave; agents holding steps are told to stop, and the
+        workflow is ``cancelling`` until each confirmed (``_confirm``)."""
         a: WorkflowArgs = parse_args(WorkflowArgs, cmd)
         wf = find_workflow(ctx.state, a.workflow_id)
         self.lifecycle.workflow_machine.check(wf, "cancel")
-        self.recovery.cancel_running(ctx, wf, a.reason or "cancelled")
-        self.sync.dismiss(ctx, wf, a.reason or "cancelled")
-        ctx.emit("workflow_cancelled", wf.id, {"reason": a.reason or "cancelled by the hub"})
-        self.flow.propagate(ctx, wf)
+        self.confirmations.cancel(ctx, wf, a.reason or "cancelled by the hub")
         self.allocation.allocate_waiting(ctx)
         return {"workflow_id": wf.id, "state": wf.state}
 
     def pause_workflow(self, ctx: Context, cmd: HubCommand) -> dict[str, Any]:
-        """Pause: agents holding its steps are told to pause; resume returns to the substate."""
+        """Pause: agents holding its steps are told to pause, and the workflow is ``pausing``
+        until each confirmed; resume returns to the substate it left."""
         a: WorkflowArgs = parse_args(WorkflowArgs, cmd)
         wf = find_workflow(ctx.state, a.workflow_id)
         self.lifecycle.workflow_machine.check(wf, "pause")
-        for st in wf.steps.values():
-            if st.agent is not None:
-                ctx.send(st.agent, Pause.model_construct(
-                    command_id=f"p{ctx.state.seq + 1}-{st.id}"[:64], ts=ctx.now,
-                    workflow_id=wf.id, step_id=st.id,
-                ))
-        ctx.emit("workflow_paused", wf.id, {})
+        self.confirmations.pause(ctx, wf)
         return {"workflow_id": wf.id, "state": wf.state, "resumes_to": wf.history}
 
     def resume_workflow(self, ctx: Context, cmd: HubCommand) -> dict[str, Any]:
-        """Resume where it paused; agents holding its steps are told to go on."""
+        """Resume where it paused (or was pausing); agents holding its steps go on."""
         a: WorkflowArgs = parse_args(WorkflowArgs, cmd)
         wf = find_workflow(ctx.state, a.workflow_id)
         self.lifecycle.workflow_machine.check(wf, "resume")
-        ctx.emit("workflow_resumed", wf.id, {})
-        for st in wf.steps.values():
-            if st.agent is not None:
-                ctx.send(st.agent, Resume.model_construct(
-                    command_id=f"r{ctx.state.seq}-{st.id}"[:64], ts=ctx.now,
-                    workflow_id=wf.id, step_id=st.id,
-                ))
-        self.flow.advance(ctx, wf)
-        self.allocation.allocate_waiting(ctx)
+        self.confirmations.resume(ctx, wf)
         return {"workflow_id": wf.id, "state": wf.state}
 
     def add_dependency(self, ctx: Context, cmd: HubCommand) -> dict[str, Any]:

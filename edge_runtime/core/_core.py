@@ -21,6 +21,7 @@ from edge_runtime.core._allocation import Allocation
 from edge_runtime.core._archive import Archiver
 from edge_runtime.core._commands import HubCommands
 from edge_runtime.core._config import CoreConfig
+from edge_runtime.core._confirm import Confirmations
 from edge_runtime.core._context import Context
 from edge_runtime.core._effects import Effect
 from edge_runtime.core._errors import CoreError
@@ -41,6 +42,7 @@ from topics import (
     AgentConn,
     AgentState,
     Bid,
+    CommandAck,
     HubCommand,
     StepAccepted,
     StepDone,
@@ -54,7 +56,7 @@ __all__ = ["Core", "Input"]
 
 Input = (
     AgentConn | AgentState | Bid | StepAccepted | StepStarted | StepProgress | StepDone
-    | StepFailed | SyncArrival | HubCommand | TimerFired | Restarted
+    | StepFailed | SyncArrival | CommandAck | HubCommand | TimerFired | Restarted
 )
 """Everything ``Core.handle`` accepts."""
 
@@ -85,11 +87,13 @@ class Core:
         flow.recovery = recovery  # the one back-edge: failures while starting steps
         agents = Agents(flow, allocation, liveness_factor=config.liveness_factor,
                         battery_delta=config.battery_delta)
+        confirmations = Confirmations(flow, allocation, sync)
         self.archiver = Archiver(enabled=config.archive_terminal)
         self.components: tuple[Any, ...] = (
             agents,
-            StepReports(agents, flow, allocation, sync, recovery),
-            HubCommands(self.lifecycle, flow, allocation, sync, recovery),
+            StepReports(agents, flow, allocation, sync, recovery, confirmations),
+            confirmations,
+            HubCommands(self.lifecycle, flow, allocation, sync, recovery, confirmations),
             Timers(agents, flow, allocation, recovery),
         )
         """The input-handling components, in the order their handlers are registered."""

@@ -35,8 +35,18 @@ class Flow:
         self.sync = sync
 
     def advance(self, ctx: Context, wf: WorkflowRun) -> None:
-        """Start every step whose dependencies are met; complete the workflow when done."""
-        if not wf.state.startswith("active"):
+        """Start every step whose dependencies are met; complete the workflow when done.
+
+        A ``cancelling`` or ``pausing`` workflow starts nothing: it becomes ``cancelled`` once
+        no agent holds a step of it, ``paused`` once every agent confirmed its pause."""
+        state = wf.state
+        if not state.startswith("active"):
+            steps = wf.steps.values()
+            if state == "cancelling" and all(st.agent is None for st in steps):
+                ctx.emit("workflow_cancelled", wf.id, {"reason": wf.reason})
+                self.propagate(ctx, wf)
+            elif state == "pausing" and all(st.unconfirmed is None for st in steps):
+                ctx.emit("workflow_paused", wf.id, {})
             return
         now = ctx.now
         progressed = True

@@ -72,7 +72,7 @@ class Lifecycle:
         if rank == 9:
             return
         state = wf.state
-        if state == "paused":
+        if state == "paused" or state == "pausing":
             wf.history = _RANK_DEST[rank]
         elif state.startswith("active.") and state != _RANK_DEST[rank]:
             self.workflow_machine.fire(wf, _RANK_EVENT[rank])

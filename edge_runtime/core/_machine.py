@@ -102,7 +102,9 @@ class Machine:
     def check(self, obj: Stateful, event: str) -> None:
         """Raise ``IllegalTransition`` naming the state and the accepted events, if refused."""
         if event not in self._table[obj.state]:
-            accepted = ", ".join(self.accepts(obj.state)) or "nothing (it is final)"
+            accepted = ", ".join(self.accepts(obj.state)) or (
+                "nothing for now (it waits for its agents)" if self._table[obj.state]
+                else "nothing (it is final)")
             raise IllegalTransition(
                 f"{self.name} {obj.id} is in {obj.state}; it accepts: {accepted} (not {event})"
             )
@@ -169,12 +171,17 @@ WORKFLOW_TREE: Tree = {
         "waiting_for_resource": _LEAF,
         "synchronizing": _LEAF,
     },
+    "pausing": _LEAF,
     "paused": _LEAF,
+    "cancelling": _LEAF,
     "completed": _LEAF,
     "failed": _LEAF,
     "cancelled": _LEAF,
 }
-"""DESIGN §5's hierarchy, exactly."""
+"""DESIGN §5's hierarchy, with the two transient states of docs/decisions.md ("Cancel and
+pause mean what the robot did"): ``pausing`` beside ``paused`` (it remembers the active
+substate as ``paused`` does) and ``cancelling`` before ``cancelled``, each held until every
+agent holding one of the workflow's steps confirmed."""
 
 WORKFLOW_TRANSITIONS: tuple[Transition, ...] = (
         Transition("start", "pending", "active.initializing", internal=True),
@@ -187,12 +194,18 @@ WORKFLOW_TRANSITIONS: tuple[Transition, ...] = (
         Transition("synchronize", "active", "active.synchronizing", internal=True),
         Transition("complete", "active", "completed", internal=True),
         Transition("pause", "active", "paused", remember=True),
-        Transition("resume", "paused", HISTORY),
+        # Agents hold steps: paused once each confirmed (the history is kept meanwhile).
+        Transition("begin_pause", "active", "pausing", remember=True, internal=True),
+        Transition("paused", "pausing", "paused", internal=True),
+        Transition("resume", ("paused", "pausing"), HISTORY),
         Transition(
             "restore", ("active", "paused", "failed"), "active.initializing", internal=True
         ),
-        Transition("cancel", ("pending", "active", "paused"), "cancelled"),
-        Transition("fail", ("pending", "active", "paused"), "failed"),
+        Transition("cancel", ("pending", "active", "paused", "pausing"), "cancelled"),
+        # Agents hold steps: cancelled once each confirmed it stopped (or its step ended).
+        Transition("begin_cancel", ("active", "paused", "pausing"), "cancelling", internal=True),
+        Transition("cancelled", "cancelling", "cancelled", internal=True),
+        Transition("fail", ("pending", "active", "paused", "pausing"), "failed"),
         Transition("recover", "failed", "active.initializing"),
 )
 """The workflow machine's transitions (DESIGN §5)."""
@@ -209,7 +222,7 @@ STEP_TREE: Tree = {
     name: _LEAF
     for name in (
         "pending", "ready", "allocating", "assigned", "preparing", "executing",
-        "validating", "cleanup", "done", "failed", "skipped", "compensated",
+        "validating", "cleanup", "cancelling", "done", "failed", "skipped", "compensated",
     )
 }
 
@@ -224,11 +237,16 @@ STEP_TRANSITIONS: tuple[Transition, ...] = (
         Transition("validate", "executing", "validating"),
         Transition("clean_up", "validating", "cleanup"),
         Transition("finish", "cleanup", "done"),
-        Transition("fail", ("pending", "ready", *_RUNNING), "failed"),
+        # Told to stop: until its agent confirms. Confirmed: ``requeue``; the agent refused:
+        # back where it was; it finished or failed anyway: ``finish``/``fail``.
+        Transition("withdraw", _RUNNING[1:], "cancelling", remember=True),
+        Transition("go_on", "cancelling", HISTORY),
+        Transition("finish", "cancelling", "done"),
+        Transition("fail", ("pending", "ready", *_RUNNING, "cancelling"), "failed"),
         Transition("skip", ("pending", "ready", "allocating", "failed"), "skipped"),
         Transition("retry", "failed", "pending"),
         # Agent lost, checkpoint restore: an unfinished step goes back to the start.
-        Transition("requeue", ("ready", *_RUNNING), "pending"),
+        Transition("requeue", ("ready", *_RUNNING, "cancelling"), "pending"),
         Transition("compensate", "done", "compensated"),
         Transition("reset", ("done", "failed", "skipped", "compensated"), "pending"),
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from edge_runtime.core._allocation import Allocation
 from edge_runtime.core._command_args import OperatorArgs, parse_args
+from edge_runtime.core._confirm import Confirmations
 from edge_runtime.core._context import Context
 from edge_runtime.core._errors import CoreError, UnknownEntity
 from edge_runtime.core._flow import Flow
@@ -27,19 +28,21 @@ class OperatorActions:
 
     def __init__(
         self, lifecycle: Lifecycle, flow: Flow, allocation: Allocation, recovery: Recovery,
+        confirmations: Confirmations,
     ) -> None:
         self.lifecycle = lifecycle
         self.flow = flow
         self.allocation = allocation
         self.recovery = recovery
+        self.confirmations = confirmations
 
     def act(self, ctx: Context, cmd: HubCommand) -> dict[str, Any]:
         """Carry out one operator action; the workflow's state after it."""
         a: OperatorArgs = parse_args(OperatorArgs, cmd)
         wf = find_workflow(ctx.state, a.workflow_id)
         act = a.action
-        if wf.state in ("completed", "cancelled") or (wf.state == "failed" and act != "restore"
-                                                      and act != "retry"):
+        if wf.state in ("completed", "cancelled", "cancelling") or (
+                wf.state == "failed" and act != "restore" and act != "retry"):
             raise CoreError(f"workflow {wf.id} is {wf.state}; {act} does not apply")
         if act == "abort":
             self.lifecycle.workflow_machine.check(wf, "fail")
@@ -48,6 +51,7 @@ class OperatorActions:
             cp_id = a.checkpoint or (next(reversed(wf.checkpoints)) if wf.checkpoints else None)
             if cp_id is None or cp_id not in wf.checkpoints:
                 raise UnknownEntity(f"workflow {wf.id} has no checkpoint {cp_id!r}")
+            self.lifecycle.workflow_machine.check(wf, "restore")
             self.recovery.cancel_running(ctx, wf, "checkpoint restore")
             ctx.emit("checkpoint_restored", wf.id, {"id": cp_id})
             self.flow.advance(ctx, wf)
@@ -80,10 +84,12 @@ class OperatorActions:
         elif act == "skip":
             self.lifecycle.step_machine.check(st, "skip")
             ctx.emit("step_skipped", wf.id, {"step": st.id, "reason": "skipped by operator"})
-        else:  # reassign
-            if st.state not in ("failed", "assigned", "preparing", "executing"):
+        elif st.agent is not None and st.state in ("assigned", "preparing", "executing"):
+            # Reassigned once its agent confirmed it stopped (``_confirm``), not before.
+            self.confirmations.withdraw(ctx, wf, st, "reassigned by operator", "avoid")
+        else:  # reassign a failed step
+            if st.state != "failed":
                 raise CoreError(f"step {wf.id}.{st.id} is {st.state}; nothing to reassign")
-            self.recovery.cancel_running(ctx, wf, "reassigned by operator", only=st.id)
             ctx.emit("step_requeued", wf.id, {
                 "step": st.id, "reason": "reassigned", "avoid": st.agent or st.last_agent,
             })

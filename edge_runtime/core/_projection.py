@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from edge_runtime.core._confirm_events import ConfirmationEvents
 from edge_runtime.core._errors import CoreError
 from edge_runtime.core._event import Event
 from edge_runtime.core._lifecycle import Lifecycle
@@ -27,7 +28,7 @@ __all__ = ["Projection"]
 _Applier = Callable[[WorkflowRun | None, dict[str, Any], Event], None]
 
 
-class Projection:
+class Projection(ConfirmationEvents):
     """Applies the facility's events, in seq order, to its ``FacilityState``."""
 
     def __init__(
@@ -140,6 +141,7 @@ class Projection:
                 self.state.dequeue(wf, st)
             self.state.release(wf, st)
             st.retry_at = None
+            st.unconfirmed = None
         wf.awaiting.clear()
         wf.reason = reason
         wf.ended_hlc = hlc
@@ -151,7 +153,7 @@ class Projection:
 
     def _on_workflow_cancelled(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
         assert wf is not None
-        self._end(wf, "cancel", d["reason"], e.hlc)
+        self._end(wf, "cancelled" if wf.state == "cancelling" else "cancel", d["reason"], e.hlc)
 
     def _on_workflow_archived(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
         """The workflow leaves memory; only its id and terminal state stay."""
@@ -168,10 +170,12 @@ class Projection:
 
     def _on_workflow_paused(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
-        self.lifecycle.workflow(wf, "pause")
+        self.lifecycle.workflow(wf, "paused" if wf.state == "pausing" else "pause")
 
     def _on_workflow_resumed(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
+        for st in wf.steps.values():
+            st.unconfirmed = None  # pauses still unconfirmed: the resume overtook them
         self.lifecycle.workflow(wf, "resume")
 
     def _on_workflow_recovered(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
@@ -326,6 +330,7 @@ class Projection:
         self.lifecycle.step(wf, st, "clean_up")
         st.outputs = d["outputs"]
         st.progress = 1.0
+        st.unconfirmed = None
         st.done_seq = ev.seq
         self.state.release(wf, st)
         self.lifecycle.step(wf, st, "finish")
@@ -338,6 +343,7 @@ class Projection:
         if st.state in ("ready", "allocating"):
             self.state.dequeue(wf, st)
         self.state.release(wf, st)
+        st.unconfirmed = None
         st.error = d["error"]
         if d["counts"]:
             st.failures += 1
@@ -359,6 +365,7 @@ class Projection:
         if st.state in ("ready", "allocating"):
             self.state.dequeue(wf, st)
         st.avoid = d.get("avoid")
+        st.unconfirmed = None
         self.state.release(wf, st)
         if st.id in wf.awaiting:
             wf.awaiting.remove(st.id)

@@ -46,6 +46,9 @@ class Recovery:
         if extra:
             data.update(extra)
         ctx.emit("step_failed", wf.id, data)
+        if wf.state == "cancelling":  # no retry, no operator: the step has ended
+            self.flow.advance(ctx, wf)
+            return
         policy = st.spec.retry
         if (
             retryable and error not in policy.non_retryable_errors

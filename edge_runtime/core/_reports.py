@@ -12,6 +12,7 @@ from typing import Any
 
 from edge_runtime.core._agents import Agents
 from edge_runtime.core._allocation import Allocation
+from edge_runtime.core._confirm import Confirmations
 from edge_runtime.core._context import Context
 from edge_runtime.core._errors import IllegalTransition, StaleInput, UnknownEntity
 from edge_runtime.core._flow import Flow
@@ -33,11 +34,11 @@ __all__ = ["StepReports"]
 
 _StepReport = StepAccepted | StepStarted | StepProgress | StepDone | StepFailed
 _STATES_FOR = {
-    StepAccepted: ("assigned",),
-    StepStarted: ("assigned", "preparing"),
-    StepProgress: ("assigned", "preparing", "executing"),
-    StepDone: ("assigned", "preparing", "executing"),
-    StepFailed: ("assigned", "preparing", "executing"),
+    StepAccepted: ("assigned", "cancelling"),
+    StepStarted: ("assigned", "preparing", "cancelling"),
+    StepProgress: ("assigned", "preparing", "executing", "cancelling"),
+    StepDone: ("assigned", "preparing", "executing", "cancelling"),
+    StepFailed: ("assigned", "preparing", "executing", "cancelling"),
 }
 
 
@@ -46,13 +47,14 @@ class StepReports:
 
     def __init__(
         self, agents: Agents, flow: Flow, allocation: Allocation, sync: SyncPoints,
-        recovery: Recovery,
+        recovery: Recovery, confirmations: Confirmations,
     ) -> None:
         self.agents = agents
         self.flow = flow
         self.allocation = allocation
         self.sync = sync
         self.recovery = recovery
+        self.confirmations = confirmations
 
     def handlers(self) -> dict[type, Callable[[Context, Any], None]]:
         """The inputs this component takes."""
@@ -100,6 +102,16 @@ class StepReports:
                 + " or ".join(allowed)
             )
         base: dict[str, Any] = {"step": st.id, "agent": agent.id, "eid": m.event_id}
+        if st.state == "cancelling":
+            # Told to stop: it failing is stopping; it finishing is reported as not stopping;
+            # anything else it says meanwhile is news of a step it is leaving.
+            if isinstance(m, StepFailed):
+                self.confirmations.stopped(ctx, wf, st, f"stopped: {m.error_type}",
+                                           m.event_id)
+                return
+            if not isinstance(m, StepDone):
+                return
+            self.confirmations.finished_anyway(ctx, wf, st)
         if isinstance(m, StepAccepted):
             ctx.emit("step_accepted", wf.id, base)
         elif isinstance(m, StepStarted):

@@ -39,7 +39,7 @@ def _step(st: StepRun) -> list[Any]:
     return [
         st.id, st.state, st.attempt, st.failures, st.agent, st.outputs, st.error, st.retry_at,
         st.timeout_at, st.wait_until, st.progress, st.arrived, st.done_seq, st.avoid,
-        st.comp_of, st.last_agent, list(st.preds),
+        st.comp_of, st.last_agent, list(st.preds), st.history, st.unconfirmed,
     ]
 
 
@@ -113,6 +113,8 @@ def load_state(p: FacilityState, data: bytes) -> None:
              st.retry_at, st.timeout_at, st.wait_until, st.progress, st.arrived, st.done_seq,
              st.avoid, st.comp_of, st.last_agent) = s[:16]
             st.preds = tuple(s[16])
+            if len(s) > 17:  # older snapshots: no step history, nothing unconfirmed
+                st.history, st.unconfirmed = s[17], s[18]
             wf.steps[st.id] = st
             if st.state == "allocating":
                 p.enqueue(wf, st)

@@ -68,7 +68,7 @@ class StepRun:
     __slots__ = (
         "agent", "arrived", "attempt", "avoid", "comp_of", "done_seq", "error", "failures",
         "history", "id", "last_agent", "outputs", "preds", "progress", "retry_at", "spec",
-        "state", "timeout_at", "wait_until",
+        "state", "timeout_at", "unconfirmed", "wait_until",
     )
 
     def __init__(self, spec: Step, preds: tuple[str, ...]) -> None:
@@ -99,6 +99,9 @@ class StepRun:
         """For a compensation step: the step it undoes."""
         self.last_agent: str | None = None
         """Agent that last held the step (a sync point waits for it; reassign avoids it)."""
+        self.unconfirmed: list[str] | None = None
+        """``[command_id, what, then]`` of a ``cancel`` or ``pause`` sent to the step's agent
+        and not yet confirmed (``then``: ``requeue`` or ``avoid`` after a cancel)."""
 
 
 class WorkflowRun:

@@ -81,7 +81,7 @@ class EdgeRuntime:
         self._vda_tick_at = 0.0
         self._loop_thread: threading.Thread | None = None
         self._topics = {k: edge_topic(config.facility, k) for k in ("events", "cmd", "errors")}
-        self._wiring: CoreHost = open_core(config)
+        self._wiring: CoreHost = open_core(config, clock())
         self.core = self._wiring.core
         """The sans-IO core this shell drives."""
         self._transitions = self.core.transitions
@@ -232,6 +232,8 @@ class EdgeRuntime:
                 if key is not None:
                     work.outbox[key] = None
                 self._delivery.took(inbound.agent_id, inbound.event_id)
+                # The core too: it may be the confirmation a cancel or a pause waits for.
+                self._handle(inbound, now, item.topic, work)
                 continue
             elif isinstance(inbound, AgentConn) and inbound.online:
                 self._delivery.online(inbound.agent_id, now)
@@ -257,7 +259,7 @@ class EdgeRuntime:
 
     def _flush(self, work: Batch) -> None:
         """Commit the work's events in one WriteBatch, then publish, then acknowledge."""
-        if not (work.appends or work.out or work.acks or work.outbox):
+        if not (work.appends or work.out or work.acks or work.outbox or self._wiring.vda_urgent):
             return
         now = self.clock()
         for agent_id, command_id, cmd_topic, command in work.sent:  # kept until acknowledged
@@ -265,7 +267,7 @@ class EdgeRuntime:
             work.outbox[key] = entry
         self.metrics.batch_size.observe(len(work.acks))
         payloads: Iterator[bytes] = iter(())
-        if work.appends or work.outbox:
+        if work.appends or work.outbox or self._wiring.vda_urgent:  # VDA records: durable first
             started = time.perf_counter()
             payloads = iter(self._wiring.commit([a.event for a in work.appends], work.records,
                                                 work.outbox))

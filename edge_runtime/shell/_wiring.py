@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,12 +90,19 @@ class CoreHost:
     def commit(self, events: Sequence[Event],
                records: Mapping[str, bytes] | None = None,
                outbox: Mapping[bytes, bytes | None] | None = None) -> list[bytes]:
-        """Make ``events``, archived workflows' records and the command outbox's changes
-        durable in one WriteBatch.
+        """Make ``events``, archived workflows' records, the command outbox's changes and
+        the VDA 5050 master's changed records durable in one WriteBatch.
 
         Returns the events' ``edge/events`` payloads: the bytes the store kept, to stream.
         """
-        return self.store.append(events, records or None, outbox or None)
+        vda = self.vda.changed() if self.vda is not None else None
+        return self.store.append(events, records or None, outbox or None, vda or None)
+
+    @property
+    def vda_urgent(self) -> bool:
+        """Whether the VDA 5050 master changed what must be durable before anything is
+        published (it sent or reported something): the batch commits even without events."""
+        return self.vda is not None and self.vda.urgent
 
     def workflow_cache(self, capacity: int = 10_000) -> WorkflowCache[WorkflowView]:
         """Reads of a workflow by id: live ones from the core, archived ones via LRU and store."""
@@ -191,8 +199,9 @@ def map_cost(facility_map: FacilityMap) -> CostFunction:
     return cost
 
 
-def open_core(config: EdgeConfig) -> CoreHost:
-    """Open the facility's store and recover its core: newest snapshot + replay of the tail."""
+def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
+    """Open the facility's store and recover its core: newest snapshot + replay of the tail;
+    with ``--vda``, the VDA 5050 master takes up its records (AGVs' liveness from ``now``)."""
     facility_map = load_map(config.map_path) if config.map_path else None
     templates_dir = config.templates_dir or _TEMPLATES_DEFAULT
     templates = load_templates(templates_dir) if templates_dir.is_dir() else {}
@@ -215,5 +224,11 @@ def open_core(config: EdgeConfig) -> CoreHost:
     if config.vda:
         master = VdaMaster(graph=facility_map.graph if facility_map else None)
         vda = VdaBridge(config.facility, master, tuple(config.vda_capabilities))
+        for problem in vda.load(store.vda_records(), time.time() if now is None else now):
+            _log.warning("%s", problem)
+        if vda.master.sessions:
+            _log.info("VDA 5050: %d AGV sessions taken up, %d with an order running",
+                      len(vda.master.sessions),
+                      sum(s.active is not None for s in vda.master.sessions.values()))
     return CoreHost(core=core, store=store, facility_map=facility_map, templates=templates,
                     vda=vda)

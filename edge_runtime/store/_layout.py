@@ -8,7 +8,15 @@ One column family per concept:
   form, which this build still reads (a value's first byte tells them apart);
 - ``snapshots``: big-endian ``seq`` → the projection's snapshot bytes at that seq;
 - ``meta``: schema version, facility, creation time, last seq (written with every batch);
-- ``workflows``: workflow id → final projection record of a terminal workflow.
+- ``workflows``: workflow id → final projection record of a terminal workflow;
+- ``outbox``: commands sent to agents and not yet acknowledged (the shell's ``Delivery``);
+- ``vda``: the VDA 5050 master's records (its sessions with their running orders, its
+  counters), written in the WriteBatch of the events of the batch that changed them.
+
+``outbox`` and ``vda`` came later without a schema change: they add data, and change the
+meaning of none. A store opened read-write gets any family it lacks; a read-only open of an
+older store works without them. A read-write open also opens the families this build does
+not know (a later build's), so an older build can still run on a newer store's data.
 """
 
 from __future__ import annotations
@@ -44,9 +52,9 @@ SCHEMA_VERSION = 2
 payloads. Opening a schema-1 store read-write marks it 2 (new events are payloads; the old
 ones stay and read as before), so an older Fleetflow refuses it rather than misread it.
 """
-COLUMN_FAMILIES = ("events", "snapshots", "meta", "workflows", "outbox")
-"""The store's RocksDB column families (``outbox`` came later: a read-only open of an older
-store works without it)."""
+COLUMN_FAMILIES = ("events", "snapshots", "meta", "workflows", "outbox", "vda")
+"""The store's RocksDB column families (``outbox`` and ``vda`` came later: a read-only open
+of an older store works without them)."""
 _REQUIRED_FAMILIES = COLUMN_FAMILIES[:4]
 _KEY = struct.Struct(">Q")
 _COMPACT_HEAD = 0x96
@@ -104,6 +112,12 @@ def open_rocksdb(
             return db, secondary, tuple(families)
         opts.create_if_missing(create)
         opts.create_missing_column_families(True)
+        if (path / "CURRENT").exists():
+            # RocksDB opens a database read-write only with every family it has: open those
+            # of a later build too (left alone), so that its additions do not lock us out.
+            for name in Rdict.list_cf(str(path)):
+                if name != "default":
+                    families.setdefault(name, Options(raw_mode=True))
         return Rdict(str(path), opts, column_families=families), None, COLUMN_FAMILIES
     except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status
         if secondary is not None:

@@ -149,6 +149,7 @@ class EventLog:
         events: Sequence[Event],
         workflow_records: Mapping[str, bytes | None] | None = None,
         outbox: Mapping[bytes, bytes | None] | None = None,
+        vda: Mapping[bytes, bytes | None] | None = None,
     ) -> list[bytes]:
         """Commit ``events`` (and terminal workflow records) in one WriteBatch: all or nothing.
 
@@ -159,7 +160,8 @@ class EventLog:
         ``StoreOrderError`` and nothing is written. A ``None`` record deletes it (a failed
         workflow that was recovered is no longer terminal). ``outbox``: commands sent to agents
         and not yet acknowledged, by key (``None`` deletes one: acknowledged), committed in the
-        same batch.
+        same batch. ``vda``: the VDA 5050 master's records that changed, by key (``None``
+        deletes one), likewise: never ahead of the log, nor behind it.
         """
         self._writable()
         first = self._last_seq + 1
@@ -171,7 +173,7 @@ class EventLog:
             hlcs and (hlcs[0] < self._last_hlc or hlcs != sorted(hlcs))
         ):
             self._refuse_order(events)
-        if not events and not workflow_records and not outbox:
+        if not events and not workflow_records and not outbox and not vda:
             return []
         try:
             payloads = pack_edge_events(events, self.facility)
@@ -188,13 +190,14 @@ class EventLog:
                 batch.delete(workflow_id.encode(), self._handle["workflows"])
             else:
                 batch.put(workflow_id.encode(), record, self._handle["workflows"])
-        if outbox:
-            handle = self._handle["outbox"]
-            for key, value in outbox.items():
-                if value is None:
-                    batch.delete(key, handle)
-                else:
-                    batch.put(key, value, handle)
+        for family, changes in (("outbox", outbox), ("vda", vda)):
+            if changes:
+                handle = self._handle[family]
+                for key, value in changes.items():
+                    if value is None:
+                        batch.delete(key, handle)
+                    else:
+                        batch.put(key, value, handle)
         self._write(batch)
         if events:
             self._last_seq, self._last_hlc = last, hlcs[-1]
@@ -338,7 +341,14 @@ class EventLog:
 
     def outbox(self) -> list[tuple[bytes, bytes]]:
         """Every command sent and not yet acknowledged (``append(outbox=...)``), by key."""
-        cf = self._cf.get("outbox")
+        return self._records("outbox")
+
+    def vda_records(self) -> list[tuple[bytes, bytes]]:
+        """The VDA 5050 master's records (``append(vda=...)``), by key."""
+        return self._records("vda")
+
+    def _records(self, family: str) -> list[tuple[bytes, bytes]]:
+        cf = self._cf.get(family)
         if cf is None:
             return []
         return [(k, v) for k, v in cf.items() if isinstance(k, bytes) and isinstance(v, bytes)]

@@ -9,6 +9,7 @@ is the previous decision point (last base node), resent unchanged.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,11 +22,14 @@ __all__ = [
     "BlockingType",
     "OrderPlan",
     "PathNode",
+    "actions_for",
     "path_from_graph",
+    "route_for",
     "strip_for_version",
 ]
 
 BlockingType = Literal["NONE", "SOFT", "HARD"]
+_DRIVE_ONLY = frozenset({"", "move", "goto", "drive", "transport"})
 
 VERSION_ONLY_FIELDS: dict[str, frozenset[str]] = {
     "order.edge": frozenset({"corridor"}),
@@ -102,6 +106,43 @@ def path_from_graph(
     return nodes
 
 
+def route_for(graph: nx.Graph[Any] | None, serial_number: str, here: str,
+              path: Sequence[PathNode] | None, goal: str | None) -> list[PathNode]:
+    """An order's route: the step's own ``path``, or one planned on ``graph`` from ``here``
+    (the AGV's ``lastNodeId``) to ``goal``; a ``ValueError`` that says in words what the map
+    lacks (it becomes the step failure's message)."""
+    if path is not None and (graph is None or not here or path[0].node_id == here):
+        return list(path)
+    goal = goal if path is None else path[-1].node_id
+    assert goal is not None and graph is not None
+    on = f"map {graph.graph['map_id']}" if "map_id" in graph.graph else "the map"
+    if not here:
+        raise ValueError(f"{serial_number} reports no lastNodeId: where it stands on "
+                         f"{on} is unknown")
+    if here not in graph:
+        raise ValueError(f"{serial_number} stands on {here}, which is not on {on}")
+    if goal not in graph:
+        raise ValueError(f"the step's location {goal} is not on {on}")
+    try:
+        return path_from_graph(graph, here, goal)
+    except nx.NetworkXNoPath:
+        raise ValueError(f"no route from {here} to {goal} on {on}") from None
+
+
+def actions_for(action: str | None, params: Mapping[str, Any]) -> tuple[ActionSpec, ...]:
+    """The node actions for a native ``Assign.action`` (``pick`` → one HARD ``pick``).
+
+    Pure driving (``None``, ``move``, ``goto``, ``drive``, ``transport``) needs none. Only
+    JSON scalars, lists and dicts pass as ``actionParameters``; floats must be finite.
+    """
+    if action is None or action in _DRIVE_ONLY:
+        return ()
+    for key, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"action parameter {key!r} is not a finite number")
+    return (ActionSpec(action, dict(params)),)
+
+
 def strip_for_version(kind: str, message: dict[str, Any], version: str) -> dict[str, Any]:
     """Drop what ``version`` (``"2.0.x"``) does not know from an outgoing ``message``.
 
@@ -133,13 +174,30 @@ def _action_json(action_id: str, spec: ActionSpec) -> dict[str, Any]:
     return out
 
 
+@dataclass(slots=True, init=False)
 class OrderPlan:
     """The route of one order and how far it is released.
 
     Node ``i`` of the route has ``sequenceId`` ``2*i``, the edge leaving it ``2*i + 1``;
     sequence ids never change across updates (§6.6.2). ``base_end`` is the index of the
-    decision point (last released node).
+    decision point (last released node). A dataclass, so that the master's records
+    (``edge_runtime.vda5050._persist``) store it field by field.
     """
+
+    order_id: str
+    """The VDA ``orderId``; unique per order, kept by every update."""
+    path: tuple[PathNode, ...]
+    """The whole route, start node first."""
+    actions: tuple[ActionSpec, ...]
+    """The actions on the final node."""
+    base_length: int | None
+    """How many nodes each release adds (None: everything at once)."""
+    update_id: int
+    """``orderUpdateId`` of the newest message rendered."""
+    base_end: int
+    """Index of the decision point; equals ``last`` once all is released."""
+    action_ids: tuple[str, ...]
+    """``actionId`` s of the final node's actions, in order."""
 
     def __init__(
         self,
@@ -153,23 +211,13 @@ class OrderPlan:
             raise ValueError("an order needs at least one node")
         if base_length is not None and base_length < 1:
             raise ValueError("base_length must be at least 1 (the start node)")
-        self.order_id: str = order_id
-        """The VDA ``orderId``; unique per order, kept by every update."""
-        self.path: tuple[PathNode, ...] = tuple(path)
-        """The whole route, start node first."""
-        self.base_length: int | None = base_length
-        """How many nodes each release adds (None: everything at once)."""
-        self.update_id: int = 0
-        """``orderUpdateId`` of the newest message rendered."""
-        self.base_end: int = self._release_to(0 if base_length is None else base_length - 1)
-        """Index of the decision point; equals ``last`` once all is released."""
-        self.action_ids: tuple[str, ...] = tuple(
-            f"{order_id}:a{i}" for i in range(len(actions))
-        )
-        """``actionId`` s of the final node's actions, in order."""
-        self._actions = [
-            _action_json(aid, spec) for aid, spec in zip(self.action_ids, actions, strict=True)
-        ]
+        self.order_id = order_id
+        self.path = tuple(path)
+        self.actions = tuple(actions)
+        self.base_length = base_length
+        self.update_id = 0
+        self.base_end = self._release_to(0 if base_length is None else base_length - 1)
+        self.action_ids = tuple(f"{order_id}:a{i}" for i in range(len(self.actions)))
 
     @property
     def last(self) -> int:
@@ -203,7 +251,8 @@ class OrderPlan:
             "sequenceId": 2 * i,
             "released": i <= self.base_end,
             "nodePosition": pos,
-            "actions": copy.deepcopy(self._actions) if i == self.last else [],
+            "actions": copy.deepcopy([_action_json(aid, spec) for aid, spec in zip(
+                self.action_ids, self.actions, strict=True)]) if i == self.last else [],
         }
 
     def edge_json(self, i: int) -> dict[str, Any]:

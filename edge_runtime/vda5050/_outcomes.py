@@ -8,6 +8,7 @@ from typing import Any, Literal, NamedTuple
 __all__ = [
     "VdaAgvLost",
     "VdaAgvOnline",
+    "VdaInstantResult",
     "VdaMessage",
     "VdaOutcome",
     "VdaOutput",
@@ -76,7 +77,8 @@ class VdaStepFailed(_StepOutcome):
 
 @dataclass(frozen=True, slots=True)
 class VdaStepCancelled(_StepOutcome):
-    """The step was withdrawn (queued order dropped, or ``cancelOrder`` FINISHED)."""
+    """The step was withdrawn and the AGV does not run it: a queued step dropped, our
+    ``cancelOrder`` FINISHED, or the order ended unfinished without it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,23 @@ class VdaPaused(_AgvOutcome):
     """The AGV reports ``paused`` changed (instant action or its own button)."""
 
     paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VdaInstantResult(_AgvOutcome):
+    """The AGV answered an instant action: FINISHED (``ok``), or FAILED or refused (an error
+    naming its ``actionId`` or its message), or it never showed it (``reason`` says which).
+
+    A ``cancelOrder`` that withdraws a step is answered for the step by ``VdaStepCancelled``
+    (the AGV stopped) or ``VdaStepDone`` (it finished the order anyway); a refused one comes
+    with ``ok`` False here, and the step goes on being tracked."""
+
+    action_id: str
+    action_type: str
+    command_id: str | None
+    """The core command it carried out (``Pause``, ``Resume``, ``Cancel``), if any."""
+    ok: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +136,7 @@ VdaOutcome = (
     | VdaStepCancelled
     | VdaSafety
     | VdaPaused
+    | VdaInstantResult
     | VdaAgvOnline
     | VdaAgvLost
 )

@@ -20,6 +20,7 @@ __all__ = [
     "Connection",
     "RobotStep",
     "RunningOrder",
+    "SentInstant",
     "answer_version",
 ]
 
@@ -79,6 +80,28 @@ class RunningOrder:
 
 
 @dataclass(slots=True)
+class SentInstant:
+    """An instant action sent to the AGV and not answered yet: its answer is read from the
+    AGV's states, and it is resent while no state shows it (``_instants``)."""
+
+    action_type: str
+    body: dict[str, Any]
+    """The message without its header: resent unchanged, under a new ``headerId``."""
+    sent_at: float
+    """When it was last sent."""
+    command_id: str | None = None
+    """The core command it carries out (``Pause``, ``Resume``, ``Cancel``), if any."""
+    order_id: str = ""
+    """For a ``cancelOrder``: the order it withdraws."""
+    header_ids: list[int] = field(default_factory=list)
+    """Every ``headerId`` it went out under (a refusal may name the message by it)."""
+    sends: int = 1
+    """How often it was sent."""
+    seen: bool = False
+    """Whether a state listed it in ``actionStates`` (then it is never resent)."""
+
+
+@dataclass(slots=True)
 class AgvSession:
     """What the master knows about one AGV, and the step it is running."""
 
@@ -105,6 +128,9 @@ class AgvSession:
     safety: dict[str, str] = field(default_factory=dict)
     """Safety conditions now active (``e_stop``, ``field_violation``, ``operating_mode``)."""
     paused: bool = False
+    """Its last state said ``paused``."""
+    instants: dict[str, SentInstant] = field(default_factory=dict)
+    """Instant actions sent and not answered yet, by ``actionId``."""
 
     @property
     def answer_version(self) -> str:

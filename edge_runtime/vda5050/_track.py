@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from edge_runtime.vda5050._instants import answer, instant_result
 from edge_runtime.vda5050._order import OrderPlan
 from edge_runtime.vda5050._outcomes import (
     VdaAgvLost,
     VdaAgvOnline,
+    VdaInstantResult,
     VdaOutcome,
     VdaPaused,
     VdaSafety,
@@ -89,6 +91,7 @@ def lose(
     if s.lost:
         return []
     s.lost = True
+    s.instants.clear()  # unanswerable now; the core handles a lost agent's commands itself
     out: list[VdaOutcome] = [VdaAgvLost(s.manufacturer, s.serial_number, reason)]
     jobs: list[tuple[RobotStep, str]] = []
     if s.active is not None:
@@ -170,6 +173,11 @@ def track(s: AgvSession, a: RunningOrder, state: dict[str, Any], now: float,
             s.active = None
             return [step_failed(s, job, plan.order_id, "order_replaced",
                                 f"AGV now runs order {state.get('orderId')!r}", True)]
+        if a.cancel_action_id is not None:
+            # Withdrawn before the AGV took it: stop resending it. Should it arrive late,
+            # the cancelOrder sent after it stops it (resent while the AGV runs it).
+            s.active = None
+            return [_cancelled(s, a)]
         return _resend_if_due(a, now, resend_after_s)
     a.acked_update = max(a.acked_update, int(state.get("orderUpdateId", 0)))
     out = _resend_if_due(a, now, resend_after_s) if a.acked_update < plan.update_id else []
@@ -178,18 +186,69 @@ def track(s: AgvSession, a: RunningOrder, state: dict[str, Any], now: float,
         out.append(VdaStepStarted(s.manufacturer, s.serial_number, job.workflow_id,
                                   job.step_id, job.attempt, plan.order_id))
     statuses = {x["actionId"]: x["actionStatus"] for x in state.get("actionStates", [])}
+    refusal: VdaInstantResult | None = None
     if a.cancel_action_id is not None:
-        # Done once the AGV ends our cancelOrder — or ends the order without it (it refused
-        # or never got the instant action): either way the step is withdrawn, and waiting on
-        # would keep the AGV busy for good.
-        over = not state.get("nodeStates") and not state.get("edgeStates") and not any(
-            statuses.get(aid) in _IN_PROGRESS for aid in plan.action_ids)
-        if statuses.get(a.cancel_action_id) in _TERMINAL or (
-                over and a.cancel_action_id not in statuses):
+        ended, refusal = _cancel(s, a, state, statuses)
+        if ended is not None:
+            return [*out, *ended]
+    rest = _progress(s, a, state, statuses)
+    if refusal is not None and not any(isinstance(o, VdaStepDone) for o in rest):
+        out.append(refusal)  # the cancel was refused; not if the order ended done anyway
+    return [*out, *rest]
+
+
+def _cancelled(s: AgvSession, a: RunningOrder) -> VdaStepCancelled:
+    job = a.job
+    return VdaStepCancelled(s.manufacturer, s.serial_number, job.workflow_id, job.step_id,
+                            job.attempt, a.plan.order_id)
+
+
+def _cancel(s: AgvSession, a: RunningOrder, state: dict[str, Any], statuses: dict[str, str],
+            ) -> tuple[Tracked | None, VdaInstantResult | None]:
+    """A ``cancelOrder`` of ours is out for the running order: what the state says of it.
+
+    The step is withdrawn only when the AGV stopped: the cancelOrder FINISHED, or the order
+    ended unfinished. An order that ended with every node traversed and every action
+    FINISHED was finished despite the cancel: that is ``VdaStepDone``. A refused cancelOrder
+    is reported, and the order goes on being tracked. Returns the step's end (or ``[]``:
+    wait), or None to go on tracking, and the refusal to report, if any.
+    """
+    cancel_id = a.cancel_action_id
+    assert cancel_id is not None
+    sent = s.instants.get(cancel_id)
+    got = answer(sent, cancel_id, state) if sent is not None else None
+    if got is not None:
+        assert sent is not None
+        del s.instants[cancel_id]
+        if got[0]:
             s.active = None
-            out.append(VdaStepCancelled(s.manufacturer, s.serial_number, job.workflow_id,
-                                        job.step_id, job.attempt, plan.order_id))
-        return out
+            return [_cancelled(s, a)], None
+        a.cancel_action_id = None
+        return None, instant_result(s, cancel_id, sent, *got)
+    plan = a.plan
+    over = not state.get("nodeStates") and not state.get("edgeStates") and not any(
+        statuses.get(aid) in _IN_PROGRESS for aid in plan.action_ids)
+    if not over or statuses.get(cancel_id) in _IN_PROGRESS:
+        return [], None
+    s.active = None  # the order ended without our cancelOrder (never got or ran it)
+    if _finished(plan, state, statuses):
+        job = a.job
+        return [VdaStepDone(s.manufacturer, s.serial_number, job.workflow_id, job.step_id,
+                            job.attempt, plan.order_id, _outputs(plan, state))], None
+    return [_cancelled(s, a)], None
+
+
+def _finished(plan: OrderPlan, state: dict[str, Any], statuses: dict[str, str]) -> bool:
+    """Every node of the order traversed and every action of it FINISHED."""
+    return (plan.fully_released and state.get("lastNodeId") == plan.path[-1].node_id
+            and all(statuses.get(aid) == "FINISHED" for aid in plan.action_ids))
+
+
+def _progress(s: AgvSession, a: RunningOrder, state: dict[str, Any],
+              statuses: dict[str, str]) -> Tracked:
+    """The running order's failures, progress, base releases and end."""
+    plan, job = a.plan, a.job
+    out: Tracked = []
     failed = [aid for aid in plan.action_ids if statuses.get(aid) == "FAILED"]
     fatal = [e for e in state.get("errors", []) if e.get("errorLevel") == "FATAL"]
     if failed or fatal:
@@ -220,10 +279,7 @@ def track(s: AgvSession, a: RunningOrder, state: dict[str, Any], now: float,
     in_progress = any(statuses.get(aid) in _IN_PROGRESS for aid in plan.action_ids)
     if not state.get("nodeStates") and not state.get("edgeStates") and not in_progress:
         s.active = None
-        final = plan.path[-1].node_id
-        done = (plan.fully_released and state.get("lastNodeId") == final
-                and all(statuses.get(aid) == "FINISHED" for aid in plan.action_ids))
-        if done:
+        if _finished(plan, state, statuses):
             out.append(VdaStepDone(s.manufacturer, s.serial_number, job.workflow_id,
                                    job.step_id, job.attempt, plan.order_id,
                                    _outputs(plan, state)))
