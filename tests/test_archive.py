@@ -325,7 +325,8 @@ def test_only_finished_workflows_nothing_pending_needs_are_archived(
 
 
 def test_snapshot_from_before_archiving_still_restores() -> None:
-    """A format-1 snapshot (no archived map, no timestamps) loads; the next one is format 2."""
+    """A format-1 snapshot (no archived map, no timestamps) loads; the next one is the
+    current format (3: with conflicts)."""
     fl = _fleet()
     fl.create("two", "w1")
     fields = msgpack.unpackb(fl.core.snapshot())
@@ -333,4 +334,4 @@ def test_snapshot_from_before_archiving_still_restores() -> None:
     core = Core.restore(old, "f1", TEMPLATES)
     view = core.workflow("w1")
     assert view is not None and view.state == fl.core.workflow("w1").state  # type: ignore[union-attr]
-    assert view.created_at is None and msgpack.unpackb(core.snapshot())[0] == 2
+    assert view.created_at is None and msgpack.unpackb(core.snapshot())[0] == 3

@@ -9,7 +9,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.core import Append, Core, CoreError, Event, Input, TimerFired, encode_event
+from edge_runtime.core import (
+    Append,
+    Core,
+    CoreConfig,
+    CoreError,
+    Event,
+    Input,
+    TimerFired,
+    encode_event,
+)
 from edge_runtime.templates import load_templates
 from edge_runtime.testing import ScriptedFleet
 from topics import (
@@ -30,6 +39,11 @@ CAPS = ["picking", "fitter", "rework", "tote_carrier", "shelf_lift", "camera", "
         "defect_detection"]
 OUTPUTS: dict[str, dict[str, Any]] = {"pick": {"tote_id": "T1"}, "capture": {"image_set": "I1"},
            "inspect": {"defect": False, "score": 0.9}, "fit_part": {"serial": "S1"}}
+
+
+# Two nodes of one exclusive zone: people and robots meeting there raise safety conflicts.
+CONFIG = CoreConfig(exclusive_zones={"z1": ("cold",), "z2": ("cold",)})
+NODES = ["dock", "z1", "z2"]
 
 
 def _outputs(a: Any) -> dict[str, Any]:
@@ -63,8 +77,11 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
     wfs = core.workflows()
     held = [(w.id, s) for w in wfs.values() for s in w.steps.values() if s.agent]
     choice = data.draw(st.sampled_from(
-        ["create", "conn", "state", "step", "step", "step", "step", "timer", "hub", "dup",
-         "arrive", "arrive"]))
+        ["create", "conn", "state", "state", "step", "step", "step", "step", "timer", "hub",
+         "dup", "arrive", "arrive", "resolve"]))
+    if choice == "resolve" and core.conflicts(open_only=True):
+        return HubCommand(command_id=f"c{n}", action="resolve_conflict", args={
+            "conflict_id": data.draw(st.sampled_from(sorted(core.conflicts(open_only=True))))})
     if choice == "create" or not wfs:
         tname = data.draw(st.sampled_from(sorted(k for k in TEMPLATES if "@" not in k)))
         deps = data.draw(st.lists(st.sampled_from(sorted(wfs) or ["w0"]), max_size=1))
@@ -78,7 +95,9 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
     if choice == "state":
         aid, _ = data.draw(st.sampled_from(AGENTS))
         return AgentState(agent_id=aid, ts=now, battery=data.draw(st.sampled_from([50, 80])),
-                          status=data.draw(st.sampled_from(["idle", "busy", "charging"])))
+                          status=data.draw(st.sampled_from(["idle", "busy", "charging"])),
+                          node=data.draw(st.sampled_from(NODES)),
+                          e_stop=data.draw(st.sampled_from([False, False, True])))
     if choice == "timer":
         timers = sorted(core.armed_timers()) + [f"liveness:{a}" for a, _ in AGENTS]
         return TimerFired(data.draw(st.sampled_from(timers)))
@@ -130,7 +149,7 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
 
 
 def _run(inputs: list[tuple[Input, float]]) -> tuple[Core, list[bytes]]:
-    core = Core("f1", TEMPLATES)
+    core = Core("f1", TEMPLATES, config=CONFIG)
     log: list[bytes] = []
     for item, now in inputs:
         try:
@@ -145,7 +164,7 @@ def _run(inputs: list[tuple[Input, float]]) -> tuple[Core, list[bytes]]:
 @given(st.data())
 def test_replay_restore_and_rerun_are_identical(data: st.DataObject) -> None:
     """Replaying the events, restoring the snapshot and re-running the inputs all agree."""
-    core = Core("f1", TEMPLATES)
+    core = Core("f1", TEMPLATES, config=CONFIG)
     inputs: list[tuple[Input, float]] = []
     events: list[Event] = []
     now = 1000.0
@@ -160,11 +179,11 @@ def test_replay_restore_and_rerun_are_identical(data: st.DataObject) -> None:
         events.extend(e.event for e in fx if isinstance(e, Append))
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     live = core.snapshot()
-    replayed = Core("f1", TEMPLATES)
+    replayed = Core("f1", TEMPLATES, config=CONFIG)
     for ev in events:
         replayed.apply(ev)
     assert replayed.snapshot() == live
-    assert Core.restore(live, "f1", TEMPLATES).snapshot() == live
+    assert Core.restore(live, "f1", TEMPLATES, CONFIG).snapshot() == live
     again, log = _run(inputs)
     assert log == [encode_event(e) for e in events]
     assert again.snapshot() == live

@@ -337,6 +337,7 @@ class HubCommand(Message):
         "add_dependency",
         "replay",
         "checkpoint",
+        "resolve_conflict",
     ]
     args: Data = Field(default_factory=dict)
     consistency: Literal["strong", "eventual", "bounded_staleness"] = "eventual"

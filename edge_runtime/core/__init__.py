@@ -10,6 +10,7 @@ Nothing here reads a clock, a file or a socket: ``Core.handle(input, now)`` retu
 
 from edge_runtime.core._command_args import BadArguments
 from edge_runtime.core._config import CoreConfig, CostFunction
+from edge_runtime.core._conflict import ConflictView
 from edge_runtime.core._core import Core, Input
 from edge_runtime.core._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
 from edge_runtime.core._errors import (
@@ -56,6 +57,7 @@ __all__ = [
     "BadArguments",
     "CancelTimer",
     "Compensation",
+    "ConflictView",
     "Core",
     "CoreConfig",
     "CoreError",

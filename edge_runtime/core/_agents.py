@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_runtime.core._allocation import Allocation
+from edge_runtime.core._conflict import Conflicts
 from edge_runtime.core._context import Context
 from edge_runtime.core._errors import UnknownEntity
 from edge_runtime.core._flow import Flow
@@ -25,10 +26,11 @@ class Agents:
     """Handles ``AgentConn`` and ``AgentState``; loses silent agents."""
 
     def __init__(
-        self, flow: Flow, allocation: Allocation, *, liveness_factor: float,
-        battery_delta: float,
+        self, flow: Flow, allocation: Allocation, conflicts: Conflicts, *,
+        liveness_factor: float, battery_delta: float,
     ) -> None:
         self.flow = flow
+        self.conflicts = conflicts
         self.allocation = allocation
         self.liveness_factor = liveness_factor
         self.battery_delta = battery_delta
@@ -67,6 +69,8 @@ class Agents:
             ctx.emit("agent_joined", None, {
                 "agent": m.agent_id, "kind": m.kind, "caps": caps, "liveness": m.liveness_s,
             })
+            joined = ctx.state.agents[m.agent_id]
+            self.conflicts.check_agent(ctx, joined, joined.node)
         self.arm_liveness(ctx, ctx.state.agents[m.agent_id])
         self.allocation.allocate_waiting(ctx)
 
@@ -83,6 +87,7 @@ class Agents:
                 "liveness": agent.liveness,
             })
         battery = m.battery
+        old_node = agent.node
         if (
             agent.status != m.status or agent.node != m.node or agent.mode != m.mode
             or agent.e_stop != m.e_stop or (battery is None) != (agent.battery is None)
@@ -93,8 +98,12 @@ class Agents:
                 "agent": agent.id, "status": m.status, "node": m.node, "battery": battery,
                 "mode": m.mode, "e_stop": m.e_stop,
             })
+            # A resolved conflict frees the robots it stopped: they may take work now.
+            freed = self.conflicts.check_agent(ctx, agent, old_node)
+        else:
+            freed = False
         self.arm_liveness(ctx, agent)
-        if agent.available and not was_available:
+        if freed or (agent.available and not was_available):
             self.allocation.allocate_waiting(ctx)
 
     def silent(self, ctx: Context, agent_id: str) -> None:
@@ -106,6 +115,7 @@ class Agents:
     def lose(self, ctx: Context, agent: Agent, reason: str) -> None:
         """Mark ``agent`` lost; its running step goes back to be allocated again."""
         ctx.emit("agent_lost", None, {"agent": agent.id, "reason": reason})
+        self.conflicts.check_agent(ctx, agent, agent.node)
         if agent.task is not None:
             wf = ctx.state.workflows[agent.task[0]]
             st = wf.steps[agent.task[1]]

@@ -1,7 +1,9 @@
 """Allocation (DESIGN §6): which available agent gets a ready step, and when.
 
 Direct allocation: the cheapest able agent by the configured cost (ties to the lower id),
-in queue order — higher priority, then older workflow, then earlier step. A step that
+in queue order — higher priority, then older workflow, then earlier step — within the
+step's agent policy: only its ``allowed`` agents (if it names any), never its ``forbidden``
+ones, and a free ``preferred`` agent before any other whatever the cost. A step that
 finds no agent (or whose resource is held) waits in the queue until an agent becomes
 available or a resource is freed.
 """
@@ -47,19 +49,25 @@ class Allocation:
             if res in state.holds:
                 return None
         caps = st.spec.capabilities
+        policy = st.spec.agents
+        allowed, forbidden, preferred = policy.allowed, policy.forbidden, policy.preferred
         agents = state.agents
         cost = self.cost
         best: Agent | None = None
-        best_cost = 0.0
+        best_key = (True, 0.0)
         for aid in idle:
             agent = agents[aid]
             if aid == st.avoid or (caps and not agent.caps.issuperset(caps)):
                 continue
-            if cost is None:
-                return agent
-            c = cost(agent, st.spec, wf)
-            if best is None or c < best_cost:
-                best, best_cost = agent, c
+            if (allowed and aid not in allowed) or aid in forbidden:
+                continue
+            if cost is None and not preferred:
+                return agent  # no costs, no preference: the lowest id
+            key = (aid not in preferred, 0.0 if cost is None else cost(agent, st.spec, wf))
+            if best is None or key < best_key:
+                best, best_key = agent, key
+                if cost is None and not key[0]:
+                    break  # no costs: the first preferred agent (lowest id) wins
         return best
 
     def assign(self, ctx: Context, wf: WorkflowRun, st: StepRun, agent: Agent) -> None:

@@ -10,7 +10,8 @@ from edge_runtime.core._errors import CoreError
 from topics import HubCommand, Identifier
 
 __all__ = [
-    "BadArguments", "CheckpointArgs", "CreateArgs", "DependencyArgs", "OperatorArgs",
+    "BadArguments", "CheckpointArgs", "ConflictArgs", "CreateArgs", "DependencyArgs",
+    "OperatorArgs",
     "WorkflowArgs", "parse_args",
 ]
 
@@ -74,6 +75,13 @@ class OperatorArgs(_Args):
     """``rollback``: fail the workflow afterwards, or run the undone steps again."""
     signal: Identifier | None = None
     """``signal``: ends wait steps waiting for this signal."""
+
+
+class ConflictArgs(_Args):
+    """``resolve_conflict``: an operator settles a conflict."""
+
+    conflict_id: Identifier
+    resolution: str = Field(default="resolved by operator", max_length=512)
 
 
 def parse_args(model: type[_Args], cmd: HubCommand) -> Any:

@@ -21,6 +21,7 @@ from edge_runtime.core._command_args import (
     parse_args,
 )
 from edge_runtime.core._confirm import Confirmations
+from edge_runtime.core._conflict import Conflicts
 from edge_runtime.core._context import Context
 from edge_runtime.core._errors import CoreError, DependencyCycle, UnknownEntity
 from edge_runtime.core._flow import Flow
@@ -42,7 +43,7 @@ class HubCommands:
 
     def __init__(
         self, lifecycle: Lifecycle, flow: Flow, allocation: Allocation, sync: SyncPoints,
-        recovery: Recovery, confirmations: Confirmations,
+        recovery: Recovery, confirmations: Confirmations, conflicts: Conflicts,
     ) -> None:
         self.lifecycle = lifecycle
         self.flow = flow
@@ -59,6 +60,7 @@ class HubCommands:
             "add_dependency": self.add_dependency,
             "checkpoint": self.checkpoint,
             "operator_action": self.operator.act,
+            **conflicts.actions(),
         }
 
     def handlers(self) -> dict[type, Callable[[Context, Any], None]]:

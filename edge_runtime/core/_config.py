@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from edge_runtime.core._state import Agent, WorkflowRun
 from edge_runtime.core._template import Step
@@ -32,6 +32,9 @@ class CoreConfig:
     """Battery changes smaller than this (percent) are not recorded as events."""
     cost: CostFunction | None = None
     """Allocation cost; ``None`` means 0 for every agent (the lowest id wins)."""
+    exclusive_zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Node -> the exclusive zones it lies in (from the facility map): a person and a robot
+    in one of them is a safety conflict (``_conflict``)."""
     archive_terminal: bool = True
     """Drop completed and cancelled workflows from memory once no pending workflow depends
     on them (event ``workflow_archived``, effect ``Archive`` with the final record)."""

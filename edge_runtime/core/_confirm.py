@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from edge_runtime.core._allocation import Allocation
+from edge_runtime.core._conflict import Conflicts
 from edge_runtime.core._context import Context
 from edge_runtime.core._effects import Publish
 from edge_runtime.core._flow import Flow
@@ -35,8 +36,10 @@ agent that held it, an operator's reassign)."""
 class Confirmations:
     """Cancels and pauses that wait for the agents; handles ``CommandAck``."""
 
-    def __init__(self, flow: Flow, allocation: Allocation, sync: SyncPoints) -> None:
+    def __init__(self, flow: Flow, allocation: Allocation, sync: SyncPoints,
+                 conflicts: Conflicts) -> None:
         self.flow = flow
+        self.conflicts = conflicts
         self.allocation = allocation
         self.sync = sync
 
@@ -156,3 +159,4 @@ class Confirmations:
                     f"{reason}"[:1024],
         )
         ctx.effects.append(Publish(edge_topic(facility, "errors"), report, 0))
+        self.conflicts.refused(ctx, st.agent, wf.id, report.message)

@@ -22,6 +22,7 @@ from edge_runtime.core._archive import Archiver
 from edge_runtime.core._commands import HubCommands
 from edge_runtime.core._config import CoreConfig
 from edge_runtime.core._confirm import Confirmations
+from edge_runtime.core._conflict import Conflicts, ConflictView, conflict_view
 from edge_runtime.core._context import Context
 from edge_runtime.core._effects import Effect
 from edge_runtime.core._errors import CoreError
@@ -85,15 +86,17 @@ class Core:
         recovery = Recovery(flow, allocation, sync,
                             manual_intervention=config.manual_intervention)
         flow.recovery = recovery  # the one back-edge: failures while starting steps
-        agents = Agents(flow, allocation, liveness_factor=config.liveness_factor,
+        conflicts = Conflicts(config.exclusive_zones)
+        agents = Agents(flow, allocation, conflicts, liveness_factor=config.liveness_factor,
                         battery_delta=config.battery_delta)
-        confirmations = Confirmations(flow, allocation, sync)
+        confirmations = Confirmations(flow, allocation, sync, conflicts)
         self.archiver = Archiver(enabled=config.archive_terminal)
         self.components: tuple[Any, ...] = (
             agents,
             StepReports(agents, flow, allocation, sync, recovery, confirmations),
             confirmations,
-            HubCommands(self.lifecycle, flow, allocation, sync, recovery, confirmations),
+            HubCommands(self.lifecycle, flow, allocation, sync, recovery, confirmations,
+                        conflicts),
             Timers(agents, flow, allocation, recovery),
         )
         """The input-handling components, in the order their handlers are registered."""
@@ -184,6 +187,12 @@ class Core:
     def agents(self) -> dict[str, AgentView]:
         """Views of every known agent."""
         return {aid: agent_view(a) for aid, a in self.state.agents.items()}
+
+    def conflicts(self, *, open_only: bool = False) -> dict[str, ConflictView]:
+        """Views of the conflicts in memory (every open one and the latest resolved ones),
+        oldest first; ``open_only``: those not yet resolved."""
+        return {cid: conflict_view(c) for cid, c in self.state.conflicts.items()
+                if not open_only or c.status != "resolved"}
 
     def knows_agent(self, agent_id: str) -> bool:
         """Whether ``agent_id`` has announced itself (cheap: no view is built)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_runtime.core._confirm_events import ConfirmationEvents
+from edge_runtime.core._conflict_events import ConflictEvents
 from edge_runtime.core._errors import CoreError
 from edge_runtime.core._event import Event
 from edge_runtime.core._lifecycle import Lifecycle
@@ -28,7 +29,7 @@ __all__ = ["Projection"]
 _Applier = Callable[[WorkflowRun | None, dict[str, Any], Event], None]
 
 
-class Projection(ConfirmationEvents):
+class Projection(ConfirmationEvents, ConflictEvents):
     """Applies the facility's events, in seq order, to its ``FacilityState``."""
 
     def __init__(

@@ -15,6 +15,7 @@ import msgpack
 from edge_runtime.core._errors import CoreError
 from edge_runtime.core._state import (
     Agent,
+    Conflict,
     FacilityState,
     StepRun,
     WorkflowRun,
@@ -23,7 +24,7 @@ from edge_runtime.core._state import (
 
 __all__ = ["dump_state", "load_state"]
 
-_FORMAT = 2
+_FORMAT = 3
 _ARCHIVED_CODE = {"completed": 0, "cancelled": 1}
 _ARCHIVED_STATE = ("completed", "cancelled")
 
@@ -31,7 +32,14 @@ _ARCHIVED_STATE = ("completed", "cancelled")
 def _agent(a: Agent) -> list[Any]:
     return [
         a.id, a.kind, sorted(a.caps), a.liveness, a.online, a.status, a.node, a.battery,
-        a.mode, a.e_stop, list(a.task) if a.task else None, list(a.recent),
+        a.mode, a.e_stop, list(a.task) if a.task else None, list(a.recent), a.stopped_by,
+    ]
+
+
+def _conflict(c: Conflict) -> list[Any]:
+    return [
+        c.id, c.key, c.type, c.rule, c.participants, c.resource, c.strategy, c.detail,
+        c.detected_at, c.workflow_id, c.status, c.resolution, c.resolved_at,
     ]
 
 
@@ -52,7 +60,8 @@ def _workflow(wf: WorkflowRun) -> list[Any]:
 
 
 def dump_state(p: FacilityState) -> bytes:
-    """msgpack ``[format, facility, seq, hlc, agents, workflows, holds, commands, archived]``."""
+    """msgpack ``[format, facility, seq, hlc, agents, workflows, holds, commands, archived,
+    conflicts]``."""
     code = _ARCHIVED_CODE
     return msgpack.packb([
         _FORMAT, p.facility, p.seq, p.hlc,
@@ -61,6 +70,7 @@ def dump_state(p: FacilityState) -> bytes:
         [[res, *holder] for res, holder in p.holds.items()],
         [[cmd, seq] for cmd, seq in p.commands.items()],
         {wid: code[state] for wid, state in p.archived.items()},
+        [_conflict(c) for c in p.conflicts.values()],
     ], use_bin_type=True)
 
 
@@ -69,8 +79,9 @@ def load_state(p: FacilityState, data: bytes) -> None:
     try:
         fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
         fmt = fields[0]
-        if fmt not in (1, _FORMAT):
+        if fmt not in (1, 2, _FORMAT):
             raise CoreError(f"snapshot has format {fmt}; this build reads 1 to {_FORMAT}")
+        conflicts: list[list[Any]] = fields.pop() if fmt >= 3 else []
         archived: dict[str, int] = fields.pop() if fmt >= 2 else {}
         _, facility, seq, hlc, agents, workflows, holds, commands = fields
     except CoreError:
@@ -81,11 +92,13 @@ def load_state(p: FacilityState, data: bytes) -> None:
         raise CoreError(f"snapshot is of facility {facility}, not {p.facility}")
     p.seq, p.hlc = seq, hlc
     for row in agents:
-        aid, kind, caps, liveness, online, status, node, battery, mode, e_stop, task, recent = row
+        aid, kind, caps, liveness, online, status, node, battery, mode, e_stop, task, recent = (
+            row[:12])
         a = p.agents[aid] = Agent(aid, kind, tuple(caps), liveness)
         a.online, a.status, a.node, a.battery, a.mode, a.e_stop = (
             online, status, node, battery, mode, e_stop)
         a.task = (task[0], task[1]) if task else None
+        a.stopped_by = row[12] if len(row) > 12 else None
         for eid in recent:
             a.recent.append(eid)
             a.recent_ids[eid] = None
@@ -128,3 +141,11 @@ def load_state(p: FacilityState, data: bytes) -> None:
             p.commands[cmd[0]] = cmd[1]
     for wid, code in archived.items():
         p.archived[wid] = _ARCHIVED_STATE[code]
+    for row in conflicts:
+        (cid, key, type_, rule, participants, resource, strategy, detail, at, wid,
+         status, resolution, resolved_at) = row
+        c = Conflict(cid, key, type_, rule, participants, resource, strategy, detail, at, wid)
+        c.status, c.resolution, c.resolved_at = status, resolution, resolved_at
+        p.conflicts[cid] = c
+        if status != "resolved":
+            p.open_conflicts[key] = c

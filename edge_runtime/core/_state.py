@@ -21,7 +21,10 @@ from typing import Any
 from edge_runtime.core._errors import TemplateError
 from edge_runtime.core._template import Compensation, Step, Template
 
-__all__ = ["Agent", "FacilityState", "QueueKey", "StepRun", "WorkflowRun", "compensation_step"]
+__all__ = [
+    "Agent", "Conflict", "FacilityState", "QueueKey", "StepRun", "WorkflowRun",
+    "compensation_step",
+]
 
 QueueKey = tuple[int, int, int, str, str]
 """Allocation order of a waiting step: (-priority, workflow order, step position, ids)."""
@@ -32,7 +35,7 @@ class Agent:
 
     __slots__ = (
         "battery", "caps", "e_stop", "id", "kind", "liveness", "mode", "node", "online",
-        "recent", "recent_ids", "status", "task",
+        "recent", "recent_ids", "status", "stopped_by", "task",
     )
 
     def __init__(self, agent_id: str, kind: str, caps: tuple[str, ...], liveness: float) -> None:
@@ -52,14 +55,50 @@ class Agent:
         self.recent: deque[str] = deque()
         """Last event ids from this agent, oldest first (duplicate filter window)."""
         self.recent_ids: dict[str, None] = {}
+        self.stopped_by: str | None = None
+        """The safety conflict that paused this agent, until it is resolved."""
 
     @property
     def available(self) -> bool:
-        """Online, unassigned, able and in automatic mode."""
+        """Online, unassigned, able, in automatic mode and not stopped for safety."""
         return (
             self.online and self.task is None and not self.e_stop and self.mode == "automatic"
-            and self.status in ("idle", "busy")
+            and self.status in ("idle", "busy") and self.stopped_by is None
         )
+
+
+class Conflict:
+    """A conflict (DESIGN §6): what was detected, who it concerns, how it stands."""
+
+    __slots__ = (
+        "detail", "detected_at", "id", "key", "participants", "resolution", "resolved_at",
+        "resource", "rule", "status", "strategy", "type", "workflow_id",
+    )
+
+    def __init__(self, conflict_id: str, key: str, type_: str, rule: str,
+                 participants: list[str], resource: str | None, strategy: str, detail: str,
+                 detected_at: float, workflow_id: str | None) -> None:
+        self.id = conflict_id
+        self.key = key
+        """What makes it the same conflict (``person_in_robot_zone:cold_room``): one open
+        conflict per key."""
+        self.type = type_
+        """``safety`` (later: ``resource``, ``temporal``, ``data``)."""
+        self.rule = rule
+        """The detection rule (``e_stop``, ``person_in_robot_zone`` …)."""
+        self.participants = participants
+        """Agents concerned, in order."""
+        self.resource = resource
+        """The zone or resource, if any."""
+        self.strategy = strategy
+        """``stop`` (robots paused until it clears) or ``operator``."""
+        self.detail = detail
+        self.detected_at = detected_at
+        self.workflow_id = workflow_id
+        self.status = "open"
+        """``open``, ``escalated`` (an operator must act) or ``resolved``."""
+        self.resolution = ""
+        self.resolved_at: float | None = None
 
 
 class StepRun:
@@ -183,6 +222,10 @@ class FacilityState:
         to refuse a duplicate id and to start a workflow that depends on it."""
         self.transitions = 0
         """Workflow and step state changes applied so far (the benchmark counts them)."""
+        self.conflicts: dict[str, Conflict] = {}
+        """Conflicts by id, oldest first: every open one and the latest resolved ones."""
+        self.open_conflicts: dict[str, Conflict] = {}
+        """Conflicts not yet resolved, by key."""
 
     # --- reading ----------------------------------------------------------------------
 

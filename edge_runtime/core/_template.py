@@ -29,6 +29,7 @@ from topics import Identifier
 
 __all__ = [
     "AGENT_STEP_KINDS",
+    "AgentPolicy",
     "Compensation",
     "RetryPolicy",
     "Step",
@@ -65,6 +66,30 @@ class RetryPolicy(_Model):
         return float(min(raw, self.max_interval))
 
 
+class AgentPolicy(_Model):
+    """Which agents may take a step (DESIGN §6 allocation policy; Open-RMF users ask for
+    it: rmf_task#127, rmf_core#276)."""
+
+    allowed: tuple[Identifier, ...] = Field(default=(), max_length=256)
+    """Only these agents (empty: any able agent)."""
+    forbidden: tuple[Identifier, ...] = Field(default=(), max_length=256)
+    """Never these agents."""
+    preferred: tuple[Identifier, ...] = Field(default=(), max_length=256)
+    """These first, whatever the cost, when one of them is free; else the cheapest other."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AgentPolicy:
+        for name, ids in (("allowed", self.allowed), ("preferred", self.preferred)):
+            clash = sorted(set(ids) & set(self.forbidden))
+            if clash:
+                raise ValueError(f"{', '.join(clash)} both {name} and forbidden")
+        if self.allowed:
+            stray = sorted(set(self.preferred) - set(self.allowed))
+            if stray:
+                raise ValueError(f"{', '.join(stray)} preferred but not allowed")
+        return self
+
+
 class Compensation(_Model):
     """The step that undoes a completed step during a rollback (saga)."""
 
@@ -92,9 +117,11 @@ class Step(_Model):
     timeout_s: float | None = Field(default=None, gt=0, le=1e7)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     compensation: Compensation | None = None
+    agents: AgentPolicy = Field(default_factory=AgentPolicy)
+    """Allowed, forbidden and preferred agents (``edge_runtime.core._allocation``)."""
     safety: tuple[Identifier, ...] = ()
-    """Safety tags, e.g. ``exclusive_zone``. Recorded with the step; nothing acts on them yet
-    (conflict rules are not built)."""
+    """Safety tags, e.g. ``exclusive_zone``. Recorded with the step; the safety rules
+    (docs/coordination.md) read the map's zones and agents' states, not these tags yet."""
     after: tuple[Identifier, ...] = ()
     when: str | None = Field(default=None, max_length=1024)
     resources: tuple[Identifier, ...] = ()

@@ -205,8 +205,11 @@ def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
     facility_map = load_map(config.map_path) if config.map_path else None
     templates_dir = config.templates_dir or _TEMPLATES_DEFAULT
     templates = load_templates(templates_dir) if templates_dir.is_dir() else {}
+    zones = {} if facility_map is None else {
+        node: tuple(z) for node in facility_map.nodes
+        if (z := facility_map.exclusive_zones(node))}
     core_config = CoreConfig(cost=map_cost(facility_map) if facility_map else None,
-                             **config.extra)
+                             exclusive_zones=zones, **config.extra)
     path = store_path(config.data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     store = EventStore(path, config.facility, sync=config.sync,  # type: ignore[arg-type]
