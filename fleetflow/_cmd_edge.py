@@ -70,6 +70,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    default=float(_env("WATCHDOG_S", "15") or 15),
                    help="drop and reconnect a broker link on which the edge has not heard its "
                         "own status for this long (0: off; default 15)")
+    p.add_argument("--stall-factor", type=float, default=None,
+                   help="a step still held this many times its estimated duration after "
+                        "assignment is a step_stalled conflict (docs/coordination.md; "
+                        "default: not checked)")
     p.add_argument("--batch-max", type=int, default=512,
                    help="most inputs per group commit (default %(default)s)")
     p.add_argument("--vda", action="store_true", default=_env("VDA") == "1",
@@ -121,6 +125,8 @@ def _run_edge(args: argparse.Namespace) -> int:
         raise CliError(f"--metrics-port {args.metrics_port} is not a port number")
     if not args.liveness_s > 0:
         raise CliError("--liveness-s must be positive")
+    if args.stall_factor is not None and not 0 < args.stall_factor < 1e6:
+        raise CliError("--stall-factor must be a positive number")
     logging.basicConfig(level=args.log_level, format="%(asctime)s edge %(levelname)s %(message)s")
     data = Path(args.data or f".fleetflow/edge-{args.facility}")
     config = EdgeConfig(
@@ -133,6 +139,7 @@ def _run_edge(args: argparse.Namespace) -> int:
         liveness_s=args.liveness_s, sync=args.sync, snapshot_every=args.snapshot_every,
         batch_max=args.batch_max, vda=args.vda, watchdog_s=args.watchdog_s,
         vda_capabilities=capabilities,
+        extra={} if args.stall_factor is None else {"stall_factor": args.stall_factor},
     )
     try:
         runtime = EdgeRuntime(config)

@@ -42,7 +42,7 @@ OUTPUTS: dict[str, dict[str, Any]] = {"pick": {"tote_id": "T1"}, "capture": {"im
 
 
 # Two nodes of one exclusive zone: people and robots meeting there raise safety conflicts.
-CONFIG = CoreConfig(exclusive_zones={"z1": ("cold",), "z2": ("cold",)})
+CONFIG = CoreConfig(exclusive_zones={"z1": ("cold",), "z2": ("cold",)}, stall_factor=1.0)
 NODES = ["dock", "z1", "z2"]
 
 
@@ -87,7 +87,8 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
         deps = data.draw(st.lists(st.sampled_from(sorted(wfs) or ["w0"]), max_size=1))
         return HubCommand(command_id=f"c{n}", action="create_workflow", args={
             "template": tname, "workflow_id": f"w{n}", "data": {"min_score": 0.5},
-            "priority": data.draw(st.integers(0, 2)), "depends_on": deps})
+            "priority": data.draw(st.integers(0, 2)), "depends_on": deps,
+            "deadline": data.draw(st.sampled_from([None, None, 1010.0, 5000.0]))})
     if choice == "conn":
         aid, kind = data.draw(st.sampled_from(AGENTS))
         return AgentConn(agent_id=aid, kind=kind, online=data.draw(st.booleans()),  # type: ignore[arg-type]

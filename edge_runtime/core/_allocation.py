@@ -23,9 +23,11 @@ __all__ = ["Allocation"]
 class Allocation:
     """Gives steps to agents: now if one is free, else when one becomes so."""
 
-    def __init__(self, cost: CostFunction | None) -> None:
+    def __init__(self, cost: CostFunction | None, stall_factor: float | None = None) -> None:
         self.cost = cost
         """Cost of an agent for a step; ``None``: the lowest id wins."""
+        self.stall_factor = stall_factor
+        """Times the estimate after which a held step is stalled (``_temporal``)."""
 
     def offer(self, ctx: Context, wf: WorkflowRun, st: StepRun) -> None:
         """The agent step ``st`` is ready: assign it now if it is first in line and an agent
@@ -77,10 +79,14 @@ class Allocation:
         attempt = st.attempt + 1
         timeout_at = None if spec.timeout_s is None else now + spec.timeout_s
         cmd = f"a{ctx.state.seq + 1}"
-        ctx.emit("step_assigned", wf.id, {
+        data: dict[str, Any] = {
             "step": st.id, "agent": agent.id, "attempt": attempt, "cmd": cmd,
             "timeout_at": timeout_at,
-        })
+        }
+        if self.stall_factor is not None:
+            data["stall_at"] = now + spec.estimated_duration_s * self.stall_factor
+            ctx.set_timer(f"stall:{wf.id}/{st.id}", data["stall_at"])
+        ctx.emit("step_assigned", wf.id, data)
         inputs: dict[str, Any] = {}
         for name, source in spec.inputs.items():
             sid, _, out = source.partition(".")

@@ -96,6 +96,8 @@ class HubCommands:
             "depends_on": list(deps),
         })
         wf = state.workflows[a.workflow_id]
+        if a.deadline is not None:  # the deadline_at_risk rule looks again then (_temporal)
+            ctx.set_timer(f"deadline:{wf.id}", a.deadline)
         self.flow.start_if_ready(ctx, wf)
         return {"workflow_id": wf.id, "state": wf.state}
 

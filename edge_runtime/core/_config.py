@@ -32,6 +32,9 @@ class CoreConfig:
     """Battery changes smaller than this (percent) are not recorded as events."""
     cost: CostFunction | None = None
     """Allocation cost; ``None`` means 0 for every agent (the lowest id wins)."""
+    stall_factor: float | None = None
+    """A step still held this many times its ``estimated_duration_s`` after assignment is a
+    ``step_stalled`` conflict (``_temporal``); ``None``: not checked."""
     exclusive_zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Node -> the exclusive zones it lies in (from the facility map): a person and a robot
     in one of them is a safety conflict (``_conflict``)."""

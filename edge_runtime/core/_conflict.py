@@ -58,14 +58,14 @@ class Conflicts:
         before = list(open_)
         key = f"e_stop:{agent.id}"
         if agent.e_stop and agent.online and key not in open_:
-            self._detect(ctx, key, "e_stop", [agent.id], None, "stop",
+            self.detect(ctx, key, "e_stop", [agent.id], None, "stop",
                          f"{agent.id} reports its emergency stop")
         elif key in open_ and not (agent.e_stop and agent.online):
             self.resolve(ctx, open_[key], "e-stop released" if agent.online else "agent lost")
         key = f"operating_mode:{agent.id}"
         off = agent.online and agent.mode != "automatic" and agent.task is not None
         if off and key not in open_:
-            self._detect(ctx, key, "operating_mode", [agent.id], None, "stop",
+            self.detect(ctx, key, "operating_mode", [agent.id], None, "stop",
                          f"{agent.id} holds a step in {agent.mode} mode")
         elif key in open_ and not off:
             self.resolve(ctx, open_[key], "back in automatic mode" if agent.online
@@ -89,7 +89,7 @@ class Conflicts:
         conflict = ctx.state.open_conflicts.get(key)
         if people and robots:
             if conflict is None:
-                conflict = self._detect(
+                conflict = self.detect(
                     ctx, key, "person_in_robot_zone", sorted(people + robots), zone, "stop",
                     f"{', '.join(people)} and {', '.join(robots)} in exclusive zone {zone}")
             for robot in robots:
@@ -102,18 +102,19 @@ class Conflicts:
 
     def refused(self, ctx: Context, agent_id: str, workflow_id: str, detail: str) -> None:
         """An agent refused or ignored a stop or a pause: an operator must look."""
-        conflict = self._detect(ctx, f"command_refused:{ctx.state.seq + 1}", "command_refused",
+        conflict = self.detect(ctx, f"command_refused:{ctx.state.seq + 1}", "command_refused",
                                 [agent_id], None, "operator", detail, workflow_id)
         ctx.emit("conflict_escalated", None, {"id": conflict.id, "reason": detail})
 
     # --- lifecycle --------------------------------------------------------------------
 
-    def _detect(self, ctx: Context, key: str, rule: str, participants: list[str],
-                resource: str | None, strategy: str, detail: str,
-                workflow_id: str | None = None) -> Conflict:
+    def detect(self, ctx: Context, key: str, rule: str, participants: list[str],
+               resource: str | None, strategy: str, detail: str,
+               workflow_id: str | None = None, type_: str = "safety") -> Conflict:
+        """Record a new conflict (one open per ``key``)."""
         conflict_id = f"k{ctx.state.seq + 1}"
         ctx.emit("conflict_detected", workflow_id, {
-            "id": conflict_id, "key": key, "type": "safety", "rule": rule,
+            "id": conflict_id, "key": key, "type": type_, "rule": rule,
             "participants": participants, "resource": resource, "strategy": strategy,
             "detail": detail[:512], "at": ctx.now,
         })

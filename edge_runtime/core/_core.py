@@ -37,6 +37,7 @@ from edge_runtime.core._snapshot import dump_state, load_state
 from edge_runtime.core._state import FacilityState
 from edge_runtime.core._sync import SyncPoints
 from edge_runtime.core._template import Template
+from edge_runtime.core._temporal import TemporalRules
 from edge_runtime.core._timers import Restarted, TimerFired, Timers, armed_timers
 from edge_runtime.core._views import AgentView, WorkflowView, agent_view, workflow_view
 from topics import (
@@ -80,13 +81,14 @@ class Core:
             command_window=config.command_window, max_checkpoints=config.max_checkpoints,
         )
         # The components, each one concern; collaborators are passed in explicitly.
-        allocation = Allocation(config.cost)
+        allocation = Allocation(config.cost, config.stall_factor)
         sync = SyncPoints()
         flow = Flow(allocation, sync)
         recovery = Recovery(flow, allocation, sync,
                             manual_intervention=config.manual_intervention)
         flow.recovery = recovery  # the one back-edge: failures while starting steps
         conflicts = Conflicts(config.exclusive_zones)
+        self.temporal = TemporalRules(conflicts)
         agents = Agents(flow, allocation, conflicts, liveness_factor=config.liveness_factor,
                         battery_delta=config.battery_delta)
         confirmations = Confirmations(flow, allocation, sync, conflicts)
@@ -97,7 +99,7 @@ class Core:
             confirmations,
             HubCommands(self.lifecycle, flow, allocation, sync, recovery, confirmations,
                         conflicts),
-            Timers(agents, flow, allocation, recovery),
+            Timers(agents, flow, allocation, recovery, self.temporal),
         )
         """The input-handling components, in the order their handlers are registered."""
         self._handlers: dict[type, Callable[[Context, Any], None]] = {}
@@ -126,6 +128,9 @@ class Core:
             raise CoreError(f"the core does not take {type(input).__name__} inputs")
         ctx = Context(self.state, self.projection, now)
         handler(ctx, input)
+        state = self.state
+        if state.deadlines or state.open_conflicts:
+            self.temporal.review(ctx)
         if ctx.archivable:
             self.archiver.archive_ready(ctx)
         return ctx.effects

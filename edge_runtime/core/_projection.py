@@ -117,6 +117,8 @@ class Projection(ConfirmationEvents, ConflictEvents):
         wf = WorkflowRun(ev.workflow_id, template, d["priority"], d["deadline"], d["data"], ev.seq)
         wf.created_hlc = ev.hlc
         self.state.workflows[wf.id] = wf
+        if wf.deadline is not None:
+            self.state.deadlines += 1
         for dep in d["depends_on"]:
             self._link(dep, wf)
 
@@ -166,6 +168,8 @@ class Projection(ConfirmationEvents, ConflictEvents):
                 self.state.dequeue(wf, st)
             self.state.release(wf, st)
         del self.state.workflows[wf.id]
+        if wf.deadline is not None:
+            self.state.deadlines -= 1
         # A literal, not the event's string: every entry shares one object per state.
         self.state.archived[wf.id] = "completed" if wf.state == "completed" else "cancelled"
 
@@ -295,6 +299,7 @@ class Projection(ConfirmationEvents, ConflictEvents):
         st.agent = agent.id
         st.attempt = d["attempt"]
         st.timeout_at = d["timeout_at"]
+        st.stall_at = d.get("stall_at")
         st.progress = 0.0
         st.avoid = None
         agent.task = (wf.id, st.id)

@@ -47,7 +47,7 @@ def _step(st: StepRun) -> list[Any]:
     return [
         st.id, st.state, st.attempt, st.failures, st.agent, st.outputs, st.error, st.retry_at,
         st.timeout_at, st.wait_until, st.progress, st.arrived, st.done_seq, st.avoid,
-        st.comp_of, st.last_agent, list(st.preds), st.history, st.unconfirmed,
+        st.comp_of, st.last_agent, list(st.preds), st.history, st.unconfirmed, st.stall_at,
     ]
 
 
@@ -128,10 +128,14 @@ def load_state(p: FacilityState, data: bytes) -> None:
             st.preds = tuple(s[16])
             if len(s) > 17:  # older snapshots: no step history, nothing unconfirmed
                 st.history, st.unconfirmed = s[17], s[18]
+            if len(s) > 19:
+                st.stall_at = s[19]
             wf.steps[st.id] = st
             if st.state == "allocating":
                 p.enqueue(wf, st)
         p.workflows[wid] = wf
+        if wf.deadline is not None:
+            p.deadlines += 1
     for res, wid, sid in holds:
         p.holds[res] = (wid, sid)
     for cmd in commands:  # [id, seq of its reply]; older snapshots kept the id alone

@@ -107,7 +107,7 @@ class StepRun:
     __slots__ = (
         "agent", "arrived", "attempt", "avoid", "comp_of", "done_seq", "error", "failures",
         "history", "id", "last_agent", "outputs", "preds", "progress", "retry_at", "spec",
-        "state", "timeout_at", "unconfirmed", "wait_until",
+        "stall_at", "state", "timeout_at", "unconfirmed", "wait_until",
     )
 
     def __init__(self, spec: Step, preds: tuple[str, ...]) -> None:
@@ -138,6 +138,8 @@ class StepRun:
         """For a compensation step: the step it undoes."""
         self.last_agent: str | None = None
         """Agent that last held the step (a sync point waits for it; reassign avoids it)."""
+        self.stall_at: float | None = None
+        """When the agent holding the step is late (``CoreConfig.stall_factor``)."""
         self.unconfirmed: list[str] | None = None
         """``[command_id, what, then]`` of a ``cancel`` or ``pause`` sent to the step's agent
         and not yet confirmed (``then``: ``requeue`` or ``avoid`` after a cancel)."""
@@ -226,6 +228,8 @@ class FacilityState:
         """Conflicts by id, oldest first: every open one and the latest resolved ones."""
         self.open_conflicts: dict[str, Conflict] = {}
         """Conflicts not yet resolved, by key."""
+        self.deadlines = 0
+        """Workflows in memory with a deadline (the temporal rules look only if any)."""
 
     # --- reading ----------------------------------------------------------------------
 
@@ -279,6 +283,7 @@ class FacilityState:
                 del self.holds[res]
         st.timeout_at = None
         st.wait_until = None
+        st.stall_at = None
 
 
 def compensation_step(step_id: str, comp: Compensation) -> Step:

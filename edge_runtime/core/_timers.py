@@ -1,7 +1,8 @@
 """Timers (time is an input): what a due timer means, and re-arming them after a restart.
 
 Timer ids say what they are for: ``liveness:<agent>``, ``retry:<wf>/<step>``,
-``timeout:<wf>/<step>`` and ``wait:<wf>/<step>``. A timer for something that moved on
+``timeout:<wf>/<step>``, ``wait:<wf>/<step>``, ``stall:<wf>/<step>`` and ``deadline:<wf>``.
+A timer for something that moved on
 (the step finished, the workflow was archived) changes nothing.
 """
 
@@ -15,8 +16,10 @@ from edge_runtime.core._agents import Agents
 from edge_runtime.core._allocation import Allocation
 from edge_runtime.core._context import Context
 from edge_runtime.core._flow import Flow
+from edge_runtime.core._machine import WORKFLOW_TERMINAL
 from edge_runtime.core._recovery import Recovery
 from edge_runtime.core._state import FacilityState
+from edge_runtime.core._temporal import TemporalRules
 
 __all__ = ["Restarted", "TimerFired", "Timers", "armed_timers"]
 
@@ -38,8 +41,10 @@ class Timers:
 
     def __init__(
         self, agents: Agents, flow: Flow, allocation: Allocation, recovery: Recovery,
+        temporal: TemporalRules,
     ) -> None:
         self.agents = agents
+        self.temporal = temporal
         self.flow = flow
         self.allocation = allocation
         self.recovery = recovery
@@ -53,6 +58,11 @@ class Timers:
         kind, _, rest = m.timer_id.partition(":")
         if kind == "liveness":
             self.agents.silent(ctx, rest)
+            return
+        if kind == "deadline":
+            deadlined = ctx.state.workflows.get(rest)
+            if deadlined is not None and deadlined.deadline is not None:
+                self.temporal.check_deadline(ctx, deadlined)
             return
         wf_id, _, sid = rest.partition("/")
         wf = ctx.state.workflows.get(wf_id)
@@ -72,6 +82,8 @@ class Timers:
                                         f"no result within {st.spec.timeout_s} s",
                                         retryable=True)
                 self.allocation.allocate_waiting(ctx)
+        elif kind == "stall":
+            self.temporal.stalled(ctx, wf, st)
         elif (
             kind == "wait" and st.state == "executing" and st.wait_until is not None
             and st.wait_until <= now
@@ -101,6 +113,8 @@ def armed_timers(state: FacilityState) -> dict[str, float]:
     """
     timers: dict[str, float] = {}
     for wf in state.workflows.values():
+        if wf.deadline is not None and wf.state not in WORKFLOW_TERMINAL:
+            timers[f"deadline:{wf.id}"] = wf.deadline
         for st in wf.steps.values():
             key = f"{wf.id}/{st.id}"
             if st.retry_at is not None and st.state == "pending":
@@ -109,4 +123,6 @@ def armed_timers(state: FacilityState) -> dict[str, float]:
                 timers[f"timeout:{key}"] = st.timeout_at
             if st.wait_until is not None:
                 timers[f"wait:{key}"] = st.wait_until
+            if st.stall_at is not None:
+                timers[f"stall:{key}"] = st.stall_at
     return timers
