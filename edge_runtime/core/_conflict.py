@@ -70,10 +70,12 @@ class Conflicts:
         elif key in open_ and not off:
             self.resolve(ctx, open_[key], "back in automatic mode" if agent.online
                          else "agent lost")
-        zones = set(self.exclusive_zones.get(agent.node or "", ()))
-        zones.update(self.exclusive_zones.get(old_node or "", ()))
-        for zone in sorted(zones):
-            self._check_zone(ctx, zone)
+        zones_of = self.exclusive_zones
+        if zones_of:  # a facility without exclusive zones has no zone rule to check
+            zones = set(zones_of.get(agent.node or "", ()))
+            zones.update(zones_of.get(old_node or "", ()))
+            for zone in sorted(zones):
+                self._check_zone(ctx, zone)
         return any(key not in open_ for key in before)
 
     def _check_zone(self, ctx: Context, zone: str) -> None:
