@@ -273,10 +273,8 @@ def test_cancel_of_a_running_step_sends_cancel_order_and_waits_for_it() -> None:
     assert [type(o) for o in outcomes(out)] == [VdaStepCancelled]
 
 
-def test_an_order_ending_without_its_cancel_order_frees_the_agv() -> None:
-    """An AGV that refused (or never got) cancelOrder and ends the order short of its goal
-    has stopped: the step is cancelled and the AGV is free again."""
-    m = VdaMaster()
+def cancel_refused_on_the_way(m: VdaMaster) -> dict[str, Any]:
+    """A running order whose cancelOrder the AGV refused as a message; the order sent."""
     online(m)
     first = messages(assign(m))[0].message
     m.handle(f"uagv/v2/{M}/{S}/state", order_state(first), T0 + 1)
@@ -285,6 +283,14 @@ def test_an_order_ending_without_its_cancel_order_frees_the_agv() -> None:
         "errorType": "validationError", "errorLevel": "WARNING",
         "errorReferences": [{"referenceKey": "topic", "referenceValue": "instantActions"}]}])
     assert outcomes(m.handle(f"uagv/v2/{M}/{S}/state", running, T0 + 3)) == []
+    return first
+
+
+def test_an_order_ending_without_its_cancel_order_frees_the_agv() -> None:
+    """An AGV that refused (or never got) cancelOrder and ends the order short of its goal
+    has stopped: the step is cancelled and the AGV is free again."""
+    m = VdaMaster()
+    first = cancel_refused_on_the_way(m)
     dropped = order_state(first, nodeStates=[], edgeStates=[], lastNodeId="n1",
                           lastNodeSequenceId=2, actionStates=[])
     out = m.handle(f"uagv/v2/{M}/{S}/state", dropped, T0 + 4)
@@ -296,14 +302,7 @@ def test_an_order_finished_despite_its_cancel_order_is_done_and_frees_the_agv() 
     """An AGV that never ran our cancelOrder and finished the order: the step is done (the
     core flags it), not cancelled, and the AGV is free again."""
     m = VdaMaster()
-    online(m)
-    first = messages(assign(m))[0].message
-    m.handle(f"uagv/v2/{M}/{S}/state", order_state(first), T0 + 1)
-    messages(m.cancel(M, S, workflow_id="wf1", step_id="s1", now=T0 + 2))
-    running = order_state(first, errors=[{
-        "errorType": "validationError", "errorLevel": "WARNING",
-        "errorReferences": [{"referenceKey": "topic", "referenceValue": "instantActions"}]}])
-    assert outcomes(m.handle(f"uagv/v2/{M}/{S}/state", running, T0 + 3)) == []
+    first = cancel_refused_on_the_way(m)
     finished = order_state(first, nodeStates=[], edgeStates=[], lastNodeId="n3",
                            lastNodeSequenceId=6,
                            actionStates=[{"actionId": f"{first['orderId']}:a0",
