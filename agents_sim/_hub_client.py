@@ -272,7 +272,7 @@ class HubClient:
             if where.kind == "events":
                 event = decode_edge_event(item.payload)
                 if event.kind == "command_reply" and isinstance(event.data.get("cmd"), str):
-                    self._settle(facility, event.data["cmd"], reply=event)
+                    self._on_reply(facility, event)
             elif where.kind == "status":
                 online = decode_edge_status(item.payload).online
                 came_back = online and (item.retained or not self._edge_online[facility])
@@ -283,6 +283,18 @@ class HubClient:
                 self._on_report(facility, decode_error_report(item.payload))
         except ProtocolError:
             pass  # not something we can read; the edge's own reports cover it
+
+    def _on_reply(self, facility: str, event: EdgeEvent) -> None:
+        command_id: str = event.data["cmd"]
+        result = event.data.get("result")
+        if isinstance(result, dict) and isinstance(result.get("refused"), str):
+            # Refused in the log (a stale command: the conflict it raised is an event too).
+            report = ErrorReport(reason=result["refused"], command_id=command_id,
+                                 message=str(result.get("error", ""))[:1024],
+                                 topic=edge_topic(facility, "cmd"), ts=(event.hlc >> 16) / 1000)
+            self._settle(facility, command_id, error=HubCommandRefused(command_id, report))
+        else:
+            self._settle(facility, command_id, reply=event)
 
     def _on_report(self, facility: str, report: ErrorReport) -> None:
         self.reports.append(report)

@@ -32,6 +32,7 @@ from topics import (
     StepProgress,
     StepStarted,
     SyncArrival,
+    SyncRelease,
 )
 
 __all__ = ["OutputsFn", "ScriptedFleet"]
@@ -58,6 +59,11 @@ class ScriptedFleet:
         self.records: dict[str, bytes] = {}
         """Final records of archived workflows (what the shell writes to the store), by id."""
         self._todo: deque[tuple[str, Assign]] = deque()
+        self._met: list[tuple[str, str, str]] = []
+        """Coalition members (agent, workflow, step) released from their meeting: their
+        ``Assign`` is answered again, with the work after the meeting."""
+        self._teams: dict[tuple[str, str, str], Assign] = {}
+        """Coalition members' last ``Assign`` until their meeting, by (agent, wf, step)."""
         self._n = 0
 
     def feed(self, item: Input) -> list[Effect]:
@@ -69,6 +75,12 @@ class ScriptedFleet:
         for effect in fx:
             if isinstance(effect, Publish) and isinstance(effect.message, Assign):
                 self._todo.append((effect.topic.rsplit("/", 2)[1], effect.message))
+                if effect.message.team:
+                    msg = effect.message
+                    self._teams[(effect.topic.rsplit("/", 2)[1], msg.workflow_id,
+                                 msg.step_id)] = msg
+            elif isinstance(effect, Publish) and isinstance(effect.message, SyncRelease):
+                self._released(effect.topic.rsplit("/", 2)[1], effect.message)
             elif isinstance(effect, Archive):
                 self.records[effect.workflow_id] = effect.record
         return fx
@@ -96,11 +108,27 @@ class ScriptedFleet:
         self._n += 1
         return f"e{self._n}"
 
+    def _released(self, agent_id: str, m: SyncRelease) -> None:
+        """A coalition member's meeting is over: queue the rest of its step."""
+        key = (agent_id, m.workflow_id, m.step_id)
+        a = self._teams.pop(key, None)
+        if a is not None:
+            self._met.append(key)
+            self._todo.append((agent_id, a))
+
     def answers(self, a: Assign, agent_id: str) -> Iterator[Input]:
-        """The inputs an agent sends to carry out ``a``."""
+        """The inputs an agent sends to carry out ``a`` (a coalition member: first up to
+        its meeting, and once released, the rest)."""
         common: dict[str, Any] = {
             "agent_id": agent_id, "workflow_id": a.workflow_id, "step_id": a.step_id,
             "attempt": a.attempt, "ts": self.now}
+        if a.team:
+            key = (agent_id, a.workflow_id, a.step_id)
+            if key not in self._met:
+                yield StepAccepted(event_id=self._eid(), **common)
+                yield SyncArrival(event_id=self._eid(), **common)
+                return
+            self._met.remove(key)
         yield StepAccepted(event_id=self._eid(), **common)
         yield StepStarted(event_id=self._eid(), **common)
         for i in range(self.progress_steps):

@@ -1,4 +1,4 @@
-"""``fleetflow bench core|e2e``: benchmarks that print JSON, each against a same-run baseline.
+"""``fleetflow bench core|e2e|alloc``: benchmarks that print JSON, each against a same-run baseline.
 
 The workloads live in the ``bench`` package; this module only parses flags and prints.
 """
@@ -16,7 +16,7 @@ from fleetflow._errors import CliError
 
 
 def register(sub: Any) -> None:
-    """Add ``bench`` with its ``core`` and ``e2e`` workloads."""
+    """Add ``bench`` with its ``core``, ``e2e`` and ``alloc`` workloads."""
     p = sub.add_parser("bench", help="run a benchmark and print its figures (JSON with --json)")
     which = p.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
     core = which.add_parser(
@@ -35,6 +35,18 @@ def register(sub: Any) -> None:
     e2e.add_argument("--agents", type=int, default=500, help="simulated agents (default 500)")
     e2e.add_argument("--rate", type=float, default=2000.0, help="offered msg/s (default 2000)")
     e2e.set_defaults(handler=_run_e2e)
+    alloc = which.add_parser(
+        "alloc", help="batch allocation and work queues on a grid map vs scipy's optimum"
+    )
+    alloc.add_argument("--quick", action="store_true", help="a smaller run (under 10 s)")
+    alloc.add_argument("--json", action="store_true", help="print one JSON object")
+    alloc.add_argument("--tasks", type=int, default=None, help="tasks to allocate (1000)")
+    alloc.add_argument("--agents", type=int, default=None, help="robots (200)")
+    alloc.add_argument("--grid", type=int, default=None, help="grid side, nodes (50)")
+    alloc.add_argument("--ratio-n", type=int, default=None,
+                       help="tasks and robots of the cost-ratio instance (200)")
+    alloc.add_argument("--reps", type=int, default=None, help="repetitions (3)")
+    alloc.set_defaults(handler=_run_alloc)
 
 
 def _context(name: str, quick: bool) -> dict[str, Any]:
@@ -77,5 +89,18 @@ def _run_e2e(args: argparse.Namespace) -> int:
         raise CliError("--agents must be at least 1 and --rate above 0")
     result = _context("e2e", args.quick)
     result.update(e2e.run(broker=args.broker, quick=args.quick, agents=args.agents, rate=args.rate))
+    _print(result, args.json)
+    return 0
+
+
+def _run_alloc(args: argparse.Namespace) -> int:
+    from bench import alloc
+
+    sizes = (args.tasks, args.agents, args.grid, args.ratio_n, args.reps)
+    if any(v is not None and v < 1 for v in sizes) or (args.grid is not None and args.grid < 2):
+        raise CliError("--tasks, --agents, --ratio-n and --reps must be at least 1, --grid 2")
+    result = _context("alloc", args.quick)
+    result.update(alloc.run(quick=args.quick, tasks=args.tasks, agents=args.agents,
+                            grid=args.grid, ratio_n=args.ratio_n, reps=args.reps))
     _print(result, args.json)
     return 0

@@ -74,6 +74,47 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="a step still held this many times its estimated duration after "
                         "assignment is a step_stalled conflict (docs/coordination.md; "
                         "default: not checked)")
+    for figure, what in (("per-meter", "per metre of travel to a step"),
+                         ("per-action", "for a step's action"),
+                         ("reserve", "left when a step is done")):
+        p.add_argument(f"--battery-{figure}", type=float, default=0.0, metavar="PERCENT",
+                       help=f"battery a robot needs {what}: one above 0 turns on the "
+                            "battery_below_need rule (docs/coordination.md; default 0)")
+    p.add_argument("--stale-command-s", type=float, default=None,
+                   help="refuse a hub command on a workflow whose ts is older than the "
+                        "workflow's last change by more than this (stale_command; default: "
+                        "ts not compared)")
+    p.add_argument("--concurrent-write", default="operator",
+                   choices=("operator", "last_writer_wins", "first_writer_wins"),
+                   help="what a concurrent write to a workflow variable does with the later "
+                        "write (default %(default)s: held for an operator)")
+    p.add_argument("--bid-window", type=float, default=None, metavar="S",
+                   help="auction_based workflows: seconds a call for proposals takes bids "
+                        "(docs/coordination.md; default 5)")
+    p.add_argument("--award-timeout", type=float, default=None, metavar="S",
+                   help="auction_based workflows: seconds a winner has to accept before the "
+                        "award goes to the next bid (default 10)")
+    p.add_argument("--resource-order", default="names", metavar="ORDER",
+                   help="deadlock prevention: acquire resources in this global order — "
+                        "'names' (sorted), a comma-separated list (names not listed after "
+                        "it), or 'off' (the wait-for graph still breaks cycles; "
+                        "docs/coordination.md; default %(default)s)")
+    p.add_argument("--max-queued-per-agent", type=int, default=0, metavar="K",
+                   help="work queues: a ready step that finds no free agent may be queued on "
+                        "a busy one with fewer than K queued (docs/coordination.md; default 0: "
+                        "no queued work)")
+    p.add_argument("--no-prefer-idle", dest="prefer_idle", action="store_false",
+                   help="work queues: weigh a free agent's cost against busy agents' ETAs "
+                        "(default: a free agent first, whatever the cost)")
+    p.add_argument("--batch-window", type=float, default=0.0, metavar="S",
+                   help="batch allocation: ready steps wait for the next multiple of S "
+                        "seconds and are assigned together at least total cost (default 0: "
+                        "at once)")
+    p.add_argument("--conflict-strategy", action="append", default=[], metavar="RULE=STRATEGY",
+                   help="how a contention rule or conflict type is settled, e.g. "
+                        "agent_double_booked=negotiation or resource=rescheduling (repeatable; "
+                        "templates may override; docs/coordination.md, \"Strategies\"; "
+                        "default priority)")
     p.add_argument("--batch-max", type=int, default=512,
                    help="most inputs per group commit (default %(default)s)")
     p.add_argument("--vda", action="store_true", default=_env("VDA") == "1",
@@ -127,6 +168,7 @@ def _run_edge(args: argparse.Namespace) -> int:
         raise CliError("--liveness-s must be positive")
     if args.stall_factor is not None and not 0 < args.stall_factor < 1e6:
         raise CliError("--stall-factor must be a positive number")
+    consistency = _consistency_config(args)
     logging.basicConfig(level=args.log_level, format="%(asctime)s edge %(levelname)s %(message)s")
     data = Path(args.data or f".fleetflow/edge-{args.facility}")
     config = EdgeConfig(
@@ -139,7 +181,9 @@ def _run_edge(args: argparse.Namespace) -> int:
         liveness_s=args.liveness_s, sync=args.sync, snapshot_every=args.snapshot_every,
         batch_max=args.batch_max, vda=args.vda, watchdog_s=args.watchdog_s,
         vda_capabilities=capabilities,
-        extra={} if args.stall_factor is None else {"stall_factor": args.stall_factor},
+        extra={**({} if args.stall_factor is None else {"stall_factor": args.stall_factor}),
+               **consistency, **_auction_config(args), **_resource_order(args),
+               **_allocation_config(args), **_strategy_config(args)},
     )
     try:
         runtime = EdgeRuntime(config)
@@ -165,3 +209,87 @@ def _backup(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(f"backed up facility {facility}: events 1..{last_seq} from {source} to {args.dest}")
     return 0
+
+
+def _consistency_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``CoreConfig`` fields of the battery and data-consistency rules, checked."""
+    extra: dict[str, Any] = {}
+    for name in ("battery_per_meter", "battery_per_action", "battery_reserve"):
+        value = getattr(args, name)
+        if not 0 <= value <= 100:
+            raise CliError(f"--{name.replace('_', '-')} must be a percentage (0 to 100)")
+        if value:
+            extra[name] = value
+    if args.stale_command_s is not None:
+        if not 0 < args.stale_command_s < 1e7:
+            raise CliError("--stale-command-s must be a positive number of seconds")
+        extra["stale_command_s"] = args.stale_command_s
+    if args.concurrent_write != "operator":
+        extra["concurrent_write"] = args.concurrent_write
+    return extra
+
+
+def _allocation_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``CoreConfig`` fields of batch allocation and work queues that were given, checked."""
+    if not 0 <= args.max_queued_per_agent <= 1000:
+        raise CliError("--max-queued-per-agent must be 0 to 1000")
+    if not 0 <= args.batch_window < 3600:
+        raise CliError("--batch-window must be 0 to 3600 seconds")
+    extra: dict[str, Any] = {}
+    if args.max_queued_per_agent:
+        extra["max_queued_per_agent"] = args.max_queued_per_agent
+    if not args.prefer_idle:
+        extra["prefer_idle"] = False
+    if args.batch_window:
+        extra["batch_window_s"] = args.batch_window
+    return extra
+
+
+def _auction_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``CoreConfig`` fields of the ``auction_based`` protocol that were given, checked."""
+    extra: dict[str, Any] = {}
+    for flag, name in (("bid_window", "bid_window_s"), ("award_timeout", "award_timeout_s")):
+        value = getattr(args, flag)
+        if value is not None:
+            if not 0 < value < 1e6:
+                raise CliError(f"--{flag.replace('_', '-')} must be a positive number of "
+                               "seconds")
+            extra[name] = value
+    return extra
+
+
+def _resource_order(args: argparse.Namespace) -> dict[str, Any]:
+    """``CoreConfig.resource_order`` from ``--resource-order``, checked (empty: default)."""
+    from topics import ProtocolError, check_identifier
+
+    order = args.resource_order.strip()
+    if order == "names":
+        return {}
+    if order == "off":
+        return {"resource_order": False}
+    names = tuple(n.strip() for n in order.split(","))
+    try:
+        for name in names:
+            check_identifier(name, "resource")
+    except ProtocolError as exc:
+        raise CliError(f"--resource-order: {exc}") from None
+    if len(set(names)) != len(names):
+        raise CliError("--resource-order names a resource twice")
+    return {"resource_order": names}
+
+
+def _strategy_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``CoreConfig.conflict_strategies`` from ``--conflict-strategy RULE=STRATEGY``."""
+    from edge_runtime.core import check_strategies
+
+    table: dict[str, str] = {}
+    for item in args.conflict_strategy:
+        key, eq, strategy = item.partition("=")
+        if not eq:
+            raise CliError(f"--conflict-strategy {item!r}: write RULE=STRATEGY")
+        table[key.strip()] = strategy.strip()
+    try:
+        check_strategies(table)
+    except ValueError as exc:
+        raise CliError(f"--conflict-strategy: {exc}") from None
+    return {"conflict_strategies": table} if table else {}

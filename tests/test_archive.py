@@ -334,4 +334,4 @@ def test_snapshot_from_before_archiving_still_restores() -> None:
     core = Core.restore(old, "f1", TEMPLATES)
     view = core.workflow("w1")
     assert view is not None and view.state == fl.core.workflow("w1").state  # type: ignore[union-attr]
-    assert view.created_at is None and msgpack.unpackb(core.snapshot())[0] == 3
+    assert view.created_at is None and msgpack.unpackb(core.snapshot())[0] == 4

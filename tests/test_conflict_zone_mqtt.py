@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from topics import (
     AgentConn,
     AgentState,
     EdgeEvent,
+    HubCommand,
     Message,
     Pause,
     Resume,
@@ -38,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class Scene:
     """An edge on the demo map, a robot and a person as plain MQTT clients, and a watch."""
 
-    def __init__(self, port: int, data: Path) -> None:
+    def __init__(self, port: int, data: Path, edge_args: Sequence[str] = ()) -> None:
+        self.port = port
         self.events: list[EdgeEvent] = []
         self.commands: list[Message] = []
         self.changed = threading.Condition()
@@ -50,7 +53,7 @@ class Scene:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fleetflow", "edge", "--facility", F, "--broker",
              f"mqtt://127.0.0.1:{port}", "--data", str(data), "--map",
-             str(ROOT / "maps" / "demo.yaml"), "--log-level", "WARNING"],
+             str(ROOT / "maps" / "demo.yaml"), "--log-level", "WARNING", *edge_args],
             stdin=subprocess.DEVNULL)
 
     def _on_event(self, topic: str, payload: bytes, _at: float) -> None:
@@ -86,24 +89,39 @@ class Scene:
     def kinds(self) -> list[str]:
         return [e.kind for e in self.events]
 
+    def hub_command(self, command_id: str, action: str, **args: object) -> None:
+        """Send a hub command on ``edge/cmd`` (QoS 1) as the hub would, once."""
+        self.watch.publish(edge_topic(F, "cmd"), encode(HubCommand(
+            command_id=command_id, action=action, args=args)),  # type: ignore[arg-type]
+            qos=1).wait_for_publish(5)
+
     def close(self) -> None:
         stop_process(self.process)
         for wire in (self.watch, self.robot, self.person):
             wire.close()
 
 
-@pytest.fixture(params=["mosquitto", "embedded"])
-def scene(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scene]:
-    """A broker (Mosquitto or the embedded one) and an edge for f1 on the demo map."""
+@contextmanager
+def running_scene(request: pytest.FixtureRequest, tmp_path: Path,
+                  edge_args: Sequence[str] = ()) -> Iterator[Scene]:
+    """A broker (``request.param``: Mosquitto or the embedded one) and an edge for f1 on the
+    demo map (with ``edge_args``), online."""
     if request.param == "mosquitto":
         request.getfixturevalue("mosquitto_bin")
     with start_broker(request.param, tmp_path) as port:
-        s = Scene(port, tmp_path / "data")
+        s = Scene(port, tmp_path / "data", edge_args)
         try:
             s.wait(lambda x: x.online, "the edge came online", 60)
             yield s
         finally:
             s.close()
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def scene(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scene]:
+    """A broker (Mosquitto or the embedded one) and an edge for f1 on the demo map."""
+    with running_scene(request, tmp_path) as s:
+        yield s
 
 
 def test_a_person_in_the_robots_exclusive_zone_pauses_it_until_they_leave(

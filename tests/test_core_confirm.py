@@ -193,6 +193,20 @@ def test_refused_reassign_keeps_the_step_with_its_agent() -> None:
     assert _step(fl).state == "executing" and _step(fl).agent == "r0"
 
 
+def test_a_resume_keeps_a_step_cancel_waiting_for_its_agent() -> None:
+    """Pausing and resuming the workflow of a step being withdrawn (reassign) forgets only
+    the pause: the robot finishing anyway is still reported, not a crash."""
+    fl = _fleet(ONE, robots=2)
+    fl.create("one", "w1")
+    fl.start_step("w1", "s")
+    fl.command("operator_action", workflow_id="w1", step_id="s", action="reassign")
+    fl.command("pause_workflow", workflow_id="w1")
+    fl.command("resume_workflow", workflow_id="w1")
+    assert _step(fl).state == "cancelling"
+    fx = fl.finish("w1", "s")
+    assert "command_refused" in _kinds(fx) and _errors(fx)
+
+
 def test_cancelling_replays_to_the_same_state() -> None:
     """A history with cancels and pauses waiting for agents replays byte for byte."""
     fl = _fleet(ONE, TWO, robots=2)

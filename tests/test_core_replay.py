@@ -3,6 +3,7 @@ inputs give byte-identical event logs; the shipped templates complete."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,16 +150,28 @@ def _random_input(core: Core, data: st.DataObject, n: int, now: float) -> Input:
     return StepDone(outputs=OUTPUTS.get(s.id, {}), **common)
 
 
-def _run(inputs: list[tuple[Input, float]]) -> tuple[Core, list[bytes]]:
-    core = Core("f1", TEMPLATES, config=CONFIG)
+def assert_replays_identically(make_core: Callable[[], Core], live: Core,
+                               inputs: list[tuple[Input, float]], events: list[Event]) -> None:
+    """Replaying ``events``, restoring ``live``'s snapshot and re-running ``inputs`` on a
+    fresh core (``make_core``) all give ``live``'s state, and the re-run the same events."""
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    snapshot = live.snapshot()
+    replayed = make_core()
+    for ev in events:
+        replayed.apply(ev)
+    assert replayed.snapshot() == snapshot
+    assert Core.restore(snapshot, live.facility, live.state.templates,
+                        live.config).snapshot() == snapshot
+    again = make_core()
     log: list[bytes] = []
     for item, now in inputs:
         try:
-            fx = core.handle(item, now)
+            fx = again.handle(item, now)
         except CoreError:
             continue
         log.extend(encode_event(e.event) for e in fx if isinstance(e, Append))
-    return core, log
+    assert log == [encode_event(e) for e in events]
+    assert again.snapshot() == snapshot
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -178,16 +191,8 @@ def test_replay_restore_and_rerun_are_identical(data: st.DataObject) -> None:
         except CoreError:
             continue
         events.extend(e.event for e in fx if isinstance(e, Append))
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    live = core.snapshot()
-    replayed = Core("f1", TEMPLATES, config=CONFIG)
-    for ev in events:
-        replayed.apply(ev)
-    assert replayed.snapshot() == live
-    assert Core.restore(live, "f1", TEMPLATES, CONFIG).snapshot() == live
-    again, log = _run(inputs)
-    assert log == [encode_event(e) for e in events]
-    assert again.snapshot() == live
+    assert_replays_identically(lambda: Core("f1", TEMPLATES, config=CONFIG), core, inputs,
+                               events)
 
 
 def test_template_data_defaults_apply_and_are_overridable() -> None:

@@ -268,12 +268,15 @@ def test_workflow_runs_to_completion(broker_port: int, edges: Callable[..., Edge
         w.command("create_workflow", template="e2e_pick", workflow_id="w1")
         w.wait_for(lambda w: _completed(w, "w1"), 90)
     assert _contiguous(w.events) and w.events[0].seq == 1
+    # Read before scraping: events after completion (archiving, agent states) may still
+    # arrive while the scrape runs, and the gauge could not have counted those.
+    seen = max(e.seq for e in w.events)
     body = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5).read()
     text = body.decode()
     assert 'fleetflow_edge_inputs_total{kind="hub_command"} 1.0' in text
     assert "fleetflow_edge_commit_seconds_count" in text
     high_water = re.search(r"^fleetflow_edge_high_water_seq (\S+)$", text, re.MULTILINE)
-    assert high_water and float(high_water[1]) >= max(e.seq for e in w.events)
+    assert high_water and float(high_water[1]) >= seen
     edge.signal(signal.SIGTERM)
     assert edge.wait() == 0
 

@@ -55,10 +55,12 @@ def _online(bridge: VdaBridge) -> list[Any]:
 
 
 def test_online_agv_becomes_a_robot_agent() -> None:
-    """An ONLINE connection announces the AGV to the core under its serial number."""
+    """An ONLINE connection announces the AGV to the core under its serial number, as an
+    agent the edge bids for (an AGV cannot answer a call for proposals)."""
     inputs = _online(_bridge())
     assert inputs == [AgentConn(agent_id="agv1", online=True, kind="robot",
-                                capabilities=["transport"], liveness_s=60.0, ts=1.0)]
+                                capabilities=["transport"], liveness_s=60.0, ts=1.0,
+                                bids=False)]
 
 
 def test_state_becomes_agent_state() -> None:

@@ -65,7 +65,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "step_id": ident, "cfp_id": ident, "facility": ident, "error_type": ident,
     "node": opt_ident, "action": opt_ident, "location": opt_ident, "sync_point": opt_ident,
     "ts": ts, "deadline_ts": ts, "online": st.booleans(), "e_stop": st.booleans(),
-    "retryable": st.booleans(),
+    "retryable": st.booleans(), "bids": st.booleans(),
     "kind": st.sampled_from(["robot", "human", "ai"]),
     "capabilities": st.lists(ident, max_size=5),
     "liveness_s": st.floats(min_value=0.001, max_value=3600),
@@ -89,6 +89,11 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "outcome": st.sampled_from(["done", "refused"]),
     "event_ids": st.lists(ident, max_size=5),
     "refused": st.dictionaries(ident, text, max_size=3),
+    "vote_id": ident, "choice": st.sampled_from(["then", "else"]), "question": text,
+    "then": st.lists(ident, max_size=5), "otherwise": st.lists(ident, max_size=5),
+    "sub_id": ident, "member": ident, "description": text,
+    "role": opt_ident, "team": st.lists(ident, max_size=5), "leader": ident,
+    "target": opt_ident,
 }
 FIELD_OVERRIDES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("edge_event", "kind"): ident,
@@ -101,7 +106,8 @@ FIELD_OVERRIDES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("error_report", "agent_id"): st.none() | ident,
     ("hub_command", "action"): st.sampled_from([
         "create_workflow", "cancel_workflow", "pause_workflow", "resume_workflow",
-        "operator_action", "add_dependency", "replay", "checkpoint",
+        "operator_action", "add_dependency", "replay", "checkpoint", "resolve_conflict",
+        "set_coordination",
     ]),
 }
 
@@ -127,9 +133,10 @@ DECODERS: list[Callable[[bytes], Message]] = [
 KIND_DECODER: dict[str, Callable[[bytes], Message]] = {
     "conn": decode_agent_conn, "state": decode_agent_state,
     **dict.fromkeys(["bid", "step_accepted", "step_started", "step_progress", "step_done",
-                     "step_failed", "sync_arrival", "command_ack"], decode_agent_event),
+                     "step_failed", "sync_arrival", "command_ack", "vote", "substep_assigned",
+                     "substep_done"], decode_agent_event),
     **dict.fromkeys(["assign", "cfp", "award", "pause", "resume", "cancel", "sync_release",
-                     "event_ack"], decode_agent_command),
+                     "event_ack", "follow", "ballot"], decode_agent_command),
     "edge_event": decode_edge_event, "hub_command": decode_hub_command,
     "edge_status": decode_edge_status, "error_report": decode_error_report,
 }

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,10 +171,11 @@ class FakeEdge:
             n += 1
         return n
 
-    def reply(self, command: HubCommand, seq: int = 1) -> None:
+    def reply(self, command: HubCommand, seq: int = 1,
+              result: dict[str, Any] | None = None) -> None:
         event = EdgeEvent(seq=seq, hlc=0, facility="f1", kind="command_reply", workflow_id="wf",
                           data={"cmd": command.command_id, "action": command.action,
-                                "result": {"state": "running"}})
+                                "result": result or {"state": "running"}})
         self.wire.publish(edge_topic("f1", "events"), encode(event), qos=1).wait_for_publish(5)
 
     def refuse(self, command: HubCommand) -> None:
@@ -238,17 +240,20 @@ def test_hub_client_resends_at_once_when_the_edge_comes_online(mosquitto_port: i
 @pytest.mark.mosquitto
 def test_hub_client_command_returns_the_reply_or_raises_the_refusal(mosquitto_port: int
                                                                      ) -> None:
-    """``HubClient.command`` gives the reply event; an error report naming the command
-    makes it raise ``HubCommandRefused`` with the report."""
+    """``HubClient.command`` gives the reply event; an error report naming the command, or
+    a reply that says it was refused (a stale command), makes it raise ``HubCommandRefused``."""
     edge = FakeEdge(mosquitto_port)
 
-    def answer() -> None:  # replies to ok-*, refuses bad-*, ignores resends
+    def answer() -> None:  # replies to ok-*, refuses bad-* and stale-*, ignores resends
         done: set[str] = set()
-        while done != {"ok-1", "bad-1"}:
+        while done != {"ok-1", "bad-1", "stale-1"}:
             command = edge.next_command(timeout=10)
             if command.command_id not in done:
                 done.add(command.command_id)
-                (edge.reply if command.command_id == "ok-1" else edge.refuse)(command)
+                if command.command_id == "stale-1":
+                    edge.reply(command, 2, {"refused": "stale_command", "error": "seq 1 < 5"})
+                else:
+                    (edge.reply if command.command_id == "ok-1" else edge.refuse)(command)
 
     helper = threading.Thread(target=answer, daemon=True)
     try:
@@ -260,6 +265,10 @@ def test_hub_client_command_returns_the_reply_or_raises_the_refusal(mosquitto_po
             with pytest.raises(HubCommandRefused) as refused:
                 hub.command("f1", "create_workflow", {"template": "nope"}, command_id="bad-1")
             assert refused.value.report.reason == "template" and hub.pending() == 0
+            with pytest.raises(HubCommandRefused, match="seq 1 < 5") as refused:
+                hub.command("f1", "pause_workflow", {"workflow_id": "a", "expected_seq": 1},
+                            command_id="stale-1")
+            assert refused.value.report.reason == "stale_command" and hub.pending() == 0
     finally:
         helper.join(5)
         edge.close()

@@ -37,6 +37,7 @@ from topics._models import (
     AgentState,
     Assign,
     Award,
+    Ballot,
     Bid,
     Cancel,
     Cfp,
@@ -45,6 +46,7 @@ from topics._models import (
     EdgeStatus,
     ErrorReport,
     EventAck,
+    Follow,
     HubCommand,
     IdentifierError,
     Message,
@@ -55,8 +57,11 @@ from topics._models import (
     StepFailed,
     StepProgress,
     StepStarted,
+    SubStepAssigned,
+    SubStepDone,
     SyncArrival,
     SyncRelease,
+    Vote,
 )
 from topics._names import check_identifier
 
@@ -100,6 +105,7 @@ MESSAGE_TYPES: _Table = _table(
     AgentConn, AgentState,
     Bid, StepAccepted, StepStarted, StepProgress, StepDone, StepFailed, SyncArrival, CommandAck,
     Assign, Cfp, Award, Pause, Resume, Cancel, SyncRelease, EventAck,
+    Vote, SubStepAssigned, SubStepDone, Ballot, Follow,
     EdgeEvent, HubCommand, EdgeStatus, ErrorReport,
 )
 """Every native message class by its ``type`` name (the envelope's second element)."""

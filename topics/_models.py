@@ -7,12 +7,32 @@ whatever a model accepts can also stand in a topic.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from topics._errors import ProtocolError
-from topics._names import check_identifier
+from topics._base import (
+    AgentKindName,
+    Data,
+    Identifier,
+    IdentifierError,
+    Message,
+    Text,
+    Timestamp,
+    _AgentEventBase,
+    _CommandBase,
+    _StepEventBase,
+)
+from topics._coordination import (
+    Award,
+    Ballot,
+    Bid,
+    Cfp,
+    Follow,
+    SubStepAssigned,
+    SubStepDone,
+    Vote,
+)
 
 __all__ = [
     "AgentCommand",
@@ -22,6 +42,7 @@ __all__ = [
     "AgentState",
     "Assign",
     "Award",
+    "Ballot",
     "Bid",
     "Cancel",
     "Cfp",
@@ -30,6 +51,7 @@ __all__ = [
     "EdgeStatus",
     "ErrorReport",
     "EventAck",
+    "Follow",
     "HubCommand",
     "Identifier",
     "IdentifierError",
@@ -41,47 +63,12 @@ __all__ = [
     "StepFailed",
     "StepProgress",
     "StepStarted",
+    "SubStepAssigned",
+    "SubStepDone",
     "SyncArrival",
     "SyncRelease",
+    "Vote",
 ]
-
-MAX_TEXT = 1024
-"""Longest free-text string (messages, reasons) a model accepts."""
-
-
-
-class IdentifierError(ValueError):
-    """A bad identifier inside a model; pydantic turns it into a ``ValidationError``.
-
-    Pydantic only converts ``ValueError``/``AssertionError`` raised by validators, so the
-    ``ProtocolError`` of ``check_identifier`` is re-raised as this, with the same sentence.
-    """
-
-
-def _valid_identifier(value: str) -> str:
-    try:
-        return check_identifier(value)
-    except ProtocolError as exc:
-        raise IdentifierError(exc.message) from None
-
-
-Identifier = Annotated[str, AfterValidator(_valid_identifier)]
-"""A string that may stand as one topic level: ASCII, 1 to 64 chars, no ``/ + # $``."""
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
-Timestamp = Annotated[float, Field(ge=0, le=1e11)]
-"""Seconds since the epoch (or virtual time); finite and non-negative."""
-AgentKindName = Literal["robot", "human", "ai"]
-Data = dict[str, Any]
-"""Free-form workflow data (step inputs/outputs, variables); size-limited by the codec."""
-
-
-class Message(BaseModel):
-    """Base of every native message: frozen, strict about extra fields, finite numbers."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, allow_inf_nan=False, str_max_length=MAX_TEXT
-    )
-
 
 # --- agent → edge ------------------------------------------------------------------------
 
@@ -97,6 +84,9 @@ class AgentConn(Message):
     liveness_s: float = Field(default=10.0, gt=0, le=3600)
     """The agent promises a state message at least this often."""
     ts: Timestamp = 0.0
+    bids: bool = True
+    """It answers ``cfp`` with ``bid`` itself; ``false`` (VDA 5050 AGVs, simple devices):
+    the edge bids on its behalf from the map, its battery and its work in hand."""
 
 
 class AgentState(Message):
@@ -116,28 +106,6 @@ class AgentState(Message):
     step_id: Identifier | None = None
     mode: Literal["automatic", "manual", "service"] = "automatic"
     e_stop: bool = False
-
-
-class _AgentEventBase(Message):
-    event_id: Identifier
-    """Unique per agent; duplicates (QoS 1 redelivery) are ignored by it."""
-    agent_id: Identifier
-    ts: Timestamp
-
-
-class Bid(_AgentEventBase):
-    """A proposal answering a ``cfp``."""
-
-    type: Literal["bid"] = "bid"
-    cfp_id: Identifier
-    cost: float = Field(ge=0, le=1e9)
-    eta_s: float = Field(default=0.0, ge=0, le=1e7)
-
-
-class _StepEventBase(_AgentEventBase):
-    workflow_id: Identifier
-    step_id: Identifier
-    attempt: int = Field(default=1, ge=1, le=1000)
 
 
 class StepAccepted(_StepEventBase):
@@ -194,19 +162,13 @@ class CommandAck(_AgentEventBase):
 
 AgentEvent = Annotated[
     Bid | StepAccepted | StepStarted | StepProgress | StepDone | StepFailed | SyncArrival
-    | CommandAck,
+    | CommandAck | Vote | SubStepAssigned | SubStepDone,
     Field(discriminator="type"),
 ]
 """Anything an agent sends on ``agent/{id}/event``."""
 
 
 # --- edge → agent ------------------------------------------------------------------------
-
-
-class _CommandBase(Message):
-    command_id: Identifier
-    """Unique; an agent applies a command id once (idempotent)."""
-    ts: Timestamp = 0.0
 
 
 class Assign(_CommandBase):
@@ -231,27 +193,12 @@ class Assign(_CommandBase):
     """The sync step (same workflow) this step takes part in: after its ``step_done`` the
     agent goes there, sends ``sync_arrival`` with ``step_id`` = this id and waits for the
     ``sync_release``. ``None``: no barrier follows."""
-
-
-class Cfp(_CommandBase):
-    """Call for proposals: bid on this step if you can."""
-
-    type: Literal["cfp"] = "cfp"
-    cfp_id: Identifier
-    workflow_id: Identifier
-    step_id: Identifier
-    capabilities: list[Identifier] = Field(default_factory=list, max_length=64)
-    location: Identifier | None = None
-    deadline_ts: Timestamp
-
-
-class Award(_CommandBase):
-    """Your bid won (the matching ``assign`` follows or is included by id)."""
-
-    type: Literal["award"] = "award"
-    cfp_id: Identifier
-    workflow_id: Identifier
-    step_id: Identifier
+    role: Identifier | None = None
+    """Coalition steps (several agents at once): this member's role in the team. The member
+    goes to ``location``, sends ``sync_arrival`` with ``step_id`` = this step, waits for the
+    ``sync_release`` (every member is there), does its part, and reports ``step_done``."""
+    team: list[Identifier] = Field(default_factory=list, max_length=16)
+    """Coalition steps: every member of the team (agent ids, in role order); empty: none."""
 
 
 class Pause(_CommandBase):
@@ -299,7 +246,7 @@ class EventAck(_CommandBase):
 
 
 AgentCommand = Annotated[
-    Assign | Cfp | Award | Pause | Resume | Cancel | SyncRelease | EventAck,
+    Assign | Cfp | Award | Pause | Resume | Cancel | SyncRelease | EventAck | Ballot | Follow,
     Field(discriminator="type"),
 ]
 """Anything the edge sends on ``agent/{id}/cmd``."""
@@ -338,6 +285,7 @@ class HubCommand(Message):
         "replay",
         "checkpoint",
         "resolve_conflict",
+        "set_coordination",
     ]
     args: Data = Field(default_factory=dict)
     consistency: Literal["strong", "eventual", "bounded_staleness"] = "eventual"

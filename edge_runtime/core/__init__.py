@@ -8,6 +8,7 @@ Nothing here reads a clock, a file or a socket: ``Core.handle(input, now)`` retu
 0
 """
 
+from edge_runtime.core._assignment import min_cost_assignment
 from edge_runtime.core._command_args import BadArguments
 from edge_runtime.core._config import CoreConfig, CostFunction
 from edge_runtime.core._conflict import ConflictView
@@ -31,6 +32,7 @@ from edge_runtime.core._machine import (
     workflow_machine,
 )
 from edge_runtime.core._state import Agent, FacilityState, StepRun, WorkflowRun
+from edge_runtime.core._strategies_config import STRATEGIES, check_strategies
 from edge_runtime.core._template import (
     Compensation,
     RetryPolicy,
@@ -49,6 +51,7 @@ from edge_runtime.core._views import (
 
 __all__ = [
     "STEP_TERMINAL",
+    "STRATEGIES",
     "WORKFLOW_TERMINAL",
     "Agent",
     "AgentView",
@@ -84,10 +87,12 @@ __all__ = [
     "UnknownEntity",
     "WorkflowRun",
     "WorkflowView",
+    "check_strategies",
     "decode_event",
     "decode_workflow_record",
     "encode_event",
     "encode_workflow_record",
+    "min_cost_assignment",
     "parse_template",
     "step_machine",
     "workflow_machine",

@@ -9,7 +9,7 @@ is not a step failure). An agent that becomes available gets the best queued ste
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_runtime.core._allocation import Allocation
 from edge_runtime.core._conflict import Conflicts
@@ -17,6 +17,9 @@ from edge_runtime.core._context import Context
 from edge_runtime.core._errors import UnknownEntity
 from edge_runtime.core._flow import Flow
 from edge_runtime.core._state import Agent
+
+if TYPE_CHECKING:
+    from edge_runtime.core._coalition import Coalitions
 from topics import AgentConn, AgentState
 
 __all__ = ["Agents"]
@@ -35,6 +38,8 @@ class Agents:
         self.liveness_factor = liveness_factor
         self.battery_delta = battery_delta
         """Battery changes smaller than this (percent) are not recorded as events."""
+        self.teams: Coalitions | None = None
+        """Set by the core: a lost member of a coalition step (``_coalition``)."""
 
     def handlers(self) -> dict[type, Callable[[Context, Any], None]]:
         """The inputs this component takes."""
@@ -63,11 +68,13 @@ class Agents:
         if (
             agent is None or not agent.online or agent.kind != m.kind
             or agent.caps != frozenset(caps) or agent.liveness != m.liveness_s
+            or agent.bids != m.bids
         ):
             if agent is not None and agent.task is not None and agent.kind != m.kind:
                 self.lose(ctx, agent, "changed kind")
             ctx.emit("agent_joined", None, {
                 "agent": m.agent_id, "kind": m.kind, "caps": caps, "liveness": m.liveness_s,
+                **({} if m.bids else {"bids": False}),  # the edge bids for it (_auction)
             })
             joined = ctx.state.agents[m.agent_id]
             self.conflicts.check_agent(ctx, joined, joined.node)
@@ -84,7 +91,7 @@ class Agents:
         if not agent.online:
             ctx.emit("agent_joined", None, {
                 "agent": agent.id, "kind": agent.kind, "caps": sorted(agent.caps),
-                "liveness": agent.liveness,
+                "liveness": agent.liveness, **({} if agent.bids else {"bids": False}),
             })
         battery = m.battery
         old_node = agent.node
@@ -119,6 +126,10 @@ class Agents:
         if agent.task is not None:
             wf = ctx.state.workflows[agent.task[0]]
             st = wf.steps[agent.task[1]]
+            if st.team and self.teams is not None:
+                self.teams.lost(ctx, wf, st, agent, reason)  # one member of several
+                self.allocation.allocate_waiting(ctx)
+                return
             if st.timeout_at is not None:
                 ctx.cancel_timer(f"timeout:{wf.id}/{st.id}")
             ctx.emit("step_requeued", wf.id, {"step": st.id, "reason": f"agent {reason}"})

@@ -7,11 +7,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_runtime.core._errors import CoreError
+from edge_runtime.core._template import Protocol
 from topics import HubCommand, Identifier
 
 __all__ = [
-    "BadArguments", "CheckpointArgs", "ConflictArgs", "CreateArgs", "DependencyArgs",
-    "OperatorArgs",
+    "BadArguments", "CheckpointArgs", "ConflictArgs", "CoordinationArgs", "CreateArgs",
+    "DependencyArgs", "OperatorArgs",
     "WorkflowArgs", "parse_args",
 ]
 
@@ -36,12 +37,30 @@ class CreateArgs(_Args):
     deadline: float | None = Field(default=None, ge=0, le=1e11)
     data: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[Identifier] = Field(default_factory=list, max_length=64)
+    coordination: Protocol | None = None
+    """The allocation protocol (default: the template's)."""
+    agents: list[Identifier] | None = Field(default=None, max_length=256)
+    """Only these agents may take part in the workflow (default: any able agent)."""
+
+
+class CoordinationArgs(_Args):
+    """``set_coordination``: change a live workflow's protocol and, optionally, the set of
+    agents allowed to take part (steps already assigned keep their agents)."""
+
+    workflow_id: Identifier
+    expected_seq: int | None = Field(default=None, ge=0)
+    """Seq of the workflow's last event the sender saw; later events: refused as stale."""
+    protocol: Protocol
+    agents: list[Identifier] | None = Field(default=None, max_length=256)
+    """``None``: any able agent."""
 
 
 class WorkflowArgs(_Args):
     """``cancel_workflow``, ``pause_workflow``, ``resume_workflow``."""
 
     workflow_id: Identifier
+    expected_seq: int | None = Field(default=None, ge=0)
+    """Seq of the workflow's last event the sender saw; later events: refused as stale."""
     reason: str = Field(default="", max_length=1024)
 
 
@@ -49,6 +68,8 @@ class DependencyArgs(_Args):
     """``add_dependency``: between workflows, or between two steps of one."""
 
     workflow_id: Identifier
+    expected_seq: int | None = Field(default=None, ge=0)
+    """Seq of the workflow's last event the sender saw; later events: refused as stale."""
     depends_on: Identifier | None = None
     """Workflow-level: ``workflow_id`` starts only after ``depends_on`` completed."""
     step: Identifier | None = None
@@ -60,6 +81,8 @@ class CheckpointArgs(_Args):
     """``checkpoint``: of one workflow, or (no id) of the whole facility."""
 
     workflow_id: Identifier | None = None
+    expected_seq: int | None = Field(default=None, ge=0)
+    """Seq of the workflow's last event the sender saw; later events: refused as stale."""
     label: Identifier = "manual"
 
 
@@ -67,6 +90,8 @@ class OperatorArgs(_Args):
     """``operator_action``: manual intervention on a workflow or one of its steps."""
 
     workflow_id: Identifier
+    expected_seq: int | None = Field(default=None, ge=0)
+    """Seq of the workflow's last event the sender saw; later events: refused as stale."""
     action: Literal["retry", "skip", "reassign", "abort", "restore", "rollback", "signal"]
     step_id: Identifier | None = None
     checkpoint: Identifier | None = None
@@ -82,6 +107,9 @@ class ConflictArgs(_Args):
 
     conflict_id: Identifier
     resolution: str = Field(default="resolved by operator", max_length=512)
+    choice: Literal["priority", "negotiation", "reallocation", "rescheduling"] | None = None
+    """A contention conflict only: settle it by this strategy now (``_strategies``)
+    rather than leave the waiting claim waiting."""
 
 
 def parse_args(model: type[_Args], cmd: HubCommand) -> Any:

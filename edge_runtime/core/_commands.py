@@ -8,13 +8,14 @@ seen before (a redelivery) is ignored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from edge_runtime.core._allocation import Allocation
 from edge_runtime.core._command_args import (
     CheckpointArgs,
+    CoordinationArgs,
     CreateArgs,
     DependencyArgs,
     WorkflowArgs,
@@ -27,11 +28,15 @@ from edge_runtime.core._errors import CoreError, DependencyCycle, UnknownEntity
 from edge_runtime.core._flow import Flow
 from edge_runtime.core._lifecycle import Lifecycle
 from edge_runtime.core._lookup import find_step, find_workflow
+from edge_runtime.core._machine import WORKFLOW_TERMINAL
 from edge_runtime.core._operator import OperatorActions
 from edge_runtime.core._recovery import Recovery
 from edge_runtime.core._state import FacilityState, WorkflowRun
 from edge_runtime.core._sync import SyncPoints
 from topics import HubCommand
+
+if TYPE_CHECKING:
+    from edge_runtime.core._consistency import ConsistencyRules
 
 __all__ = ["HubCommands"]
 
@@ -40,6 +45,9 @@ _Action = Callable[[Context, HubCommand], dict[str, Any]]
 
 class HubCommands:
     """Handles ``HubCommand``: workflows created, cancelled, paused, linked, recovered."""
+
+    consistency: ConsistencyRules | None = None
+    """Set by the core: refuses stale commands before they run (``_consistency``)."""
 
     def __init__(
         self, lifecycle: Lifecycle, flow: Flow, allocation: Allocation, sync: SyncPoints,
@@ -59,6 +67,7 @@ class HubCommands:
             "resume_workflow": self.resume_workflow,
             "add_dependency": self.add_dependency,
             "checkpoint": self.checkpoint,
+            "set_coordination": self.set_coordination,
             "operator_action": self.operator.act,
             **conflicts.actions(),
         }
@@ -74,7 +83,9 @@ class HubCommands:
         action = self._actions.get(cmd.action)
         if action is None:
             raise CoreError(f"{cmd.action} is served by the shell, not the workflow core")
-        result = action(ctx, cmd)
+        # A stale command is refused by a recorded decision, not run (``_consistency``).
+        refused = None if self.consistency is None else self.consistency.check_command(ctx, cmd)
+        result = action(ctx, cmd) if refused is None else refused
         ctx.emit("command_reply", result.pop("workflow_id", None), {
             "cmd": cmd.command_id, "action": cmd.action, "result": result,
         })
@@ -94,12 +105,27 @@ class HubCommands:
             "template": template.name, "version": template.version, "priority": a.priority,
             "deadline": a.deadline, "data": {**template.data, **a.data},
             "depends_on": list(deps),
+            # Only when chosen: older logs and plain workflows read the template's.
+            **({"coordination": a.coordination} if a.coordination else {}),
+            **({"agents": a.agents} if a.agents is not None else {}),
         })
         wf = state.workflows[a.workflow_id]
         if a.deadline is not None:  # the deadline_at_risk rule looks again then (_temporal)
             ctx.set_timer(f"deadline:{wf.id}", a.deadline)
         self.flow.start_if_ready(ctx, wf)
         return {"workflow_id": wf.id, "state": wf.state}
+
+    def set_coordination(self, ctx: Context, cmd: HubCommand) -> dict[str, Any]:
+        """Change a live workflow's protocol (and its allowed agents); it applies to the
+        steps allocated from now on — steps already assigned keep their agents."""
+        a: CoordinationArgs = parse_args(CoordinationArgs, cmd)
+        wf = find_workflow(ctx.state, a.workflow_id)
+        if wf.state in WORKFLOW_TERMINAL:
+            raise CoreError(f"workflow {wf.id} is {wf.state}")
+        ctx.emit("coordination_set", wf.id, {"protocol": a.protocol, "agents": a.agents})
+        self.allocation.allocate_waiting(ctx)
+        return {"workflow_id": wf.id, "protocol": wf.coordination,
+                "agents": wf.allowed_agents}
 
     def cancel_workflow(self, ctx: Context, cmd: HubCommand) -> dict[str, Any]:
         """Cancel: waiting steps leave; agents holding steps are told to stop, and the

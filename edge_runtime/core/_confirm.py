@@ -66,8 +66,9 @@ class Confirmations:
         """Tell the agent holding ``st`` to stop; the step is ``cancelling`` until it confirms."""
         assert st.agent is not None
         cmd = f"c{ctx.state.seq + 1}-{st.id}"[:64]
-        ctx.send(st.agent, Cancel.model_construct(
-            command_id=cmd, ts=ctx.now, workflow_id=wf.id, step_id=st.id, reason=reason))
+        for aid in st.team.values() if st.team else (st.agent,):  # a coalition: all members
+            ctx.send(aid, Cancel.model_construct(
+                command_id=cmd, ts=ctx.now, workflow_id=wf.id, step_id=st.id, reason=reason))
         ctx.emit("step_cancelling", wf.id, {
             "step": st.id, "agent": st.agent, "cmd": cmd, "then": then, "reason": reason})
 
@@ -77,8 +78,9 @@ class Confirmations:
         for st in wf.steps.values():
             if st.agent is not None and st.state in _HELD:
                 cmd = f"p{ctx.state.seq + 1}-{st.id}"[:64]
-                ctx.send(st.agent, Pause.model_construct(
-                    command_id=cmd, ts=ctx.now, workflow_id=wf.id, step_id=st.id))
+                for aid in st.team.values() if st.team else (st.agent,):
+                    ctx.send(aid, Pause.model_construct(
+                        command_id=cmd, ts=ctx.now, workflow_id=wf.id, step_id=st.id))
                 steps[st.id] = cmd
         if steps:
             ctx.emit("workflow_pausing", wf.id, {"steps": steps})
@@ -90,9 +92,10 @@ class Confirmations:
         ctx.emit("workflow_resumed", wf.id, {"reason": reason} if reason else {})
         for st in wf.steps.values():
             if st.agent is not None:
-                ctx.send(st.agent, Resume.model_construct(
-                    command_id=f"r{ctx.state.seq}-{st.id}"[:64], ts=ctx.now,
-                    workflow_id=wf.id, step_id=st.id))
+                for aid in st.team.values() if st.team else (st.agent,):
+                    ctx.send(aid, Resume.model_construct(
+                        command_id=f"r{ctx.state.seq}-{st.id}"[:64], ts=ctx.now,
+                        workflow_id=wf.id, step_id=st.id))
         self.flow.advance(ctx, wf)
         self.allocation.allocate_waiting(ctx)
 

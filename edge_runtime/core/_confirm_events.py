@@ -39,6 +39,7 @@ class ConfirmationEvents:
         assert wf is not None
         for sid, cmd in d["steps"].items():
             wf.steps[sid].unconfirmed = [cmd, "pause", ""]
+        self._unqueue_workflow(wf)  # type: ignore[attr-defined]  # WorkQueueEvents
         self.lifecycle.workflow(wf, "begin_pause")
 
     def _on_step_cancelling(self, wf: WorkflowRun | None, d: dict[str, Any],

@@ -34,7 +34,8 @@ from topics import HubCommand, Pause, Resume
 
 __all__ = ["CONDITION_RULES", "ConflictView", "Conflicts", "conflict_view"]
 
-CONDITION_RULES = frozenset({"e_stop", "operating_mode", "person_in_robot_zone"})
+CONDITION_RULES = frozenset({"e_stop", "operating_mode", "person_in_robot_zone",
+                             "battery_below_need"})
 """Rules whose conflict resolves by itself when its condition clears, and only then."""
 
 
@@ -44,6 +45,12 @@ class Conflicts:
     def __init__(self, exclusive_zones: Mapping[str, tuple[str, ...]]) -> None:
         self.exclusive_zones = exclusive_zones
         """Node -> the exclusive zones it lies in (from the facility map)."""
+        self.settlers: dict[str, Callable[[Context, Conflict, str], None]] = {}
+        """Rule -> what an operator's ``resolve_conflict`` carries out before the conflict
+        is resolved (it may refuse with a ``CoreError`` before changing anything)."""
+        self.choosers: dict[str, Callable[[Context, Conflict, str, str], None]] = {}
+        """Rule -> what carries out ``resolve_conflict``'s ``choice`` (a strategy) and
+        resolves the conflict (``_strategies``); rules not here take no choice."""
 
     def actions(self) -> dict[str, Callable[[Context, HubCommand], dict[str, Any]]]:
         """The hub command actions this component serves."""
@@ -112,14 +119,19 @@ class Conflicts:
 
     def detect(self, ctx: Context, key: str, rule: str, participants: list[str],
                resource: str | None, strategy: str, detail: str,
-               workflow_id: str | None = None, type_: str = "safety") -> Conflict:
-        """Record a new conflict (one open per ``key``)."""
+               workflow_id: str | None = None, type_: str = "safety",
+               claims: list[list[str]] | None = None) -> Conflict:
+        """Record a new conflict (one open per ``key``); ``claims``: the contending
+        ``[workflow, step]`` claims of a contention conflict, the holder's first."""
         conflict_id = f"k{ctx.state.seq + 1}"
-        ctx.emit("conflict_detected", workflow_id, {
+        data: dict[str, Any] = {
             "id": conflict_id, "key": key, "type": type_, "rule": rule,
             "participants": participants, "resource": resource, "strategy": strategy,
             "detail": detail[:512], "at": ctx.now,
-        })
+        }
+        if claims:
+            data["claims"] = claims
+        ctx.emit("conflict_detected", workflow_id, data)
         return ctx.state.conflicts[conflict_id]
 
     def _stop(self, ctx: Context, conflict: Conflict, robot: str) -> None:
@@ -150,6 +162,16 @@ class Conflicts:
         if conflict.rule in CONDITION_RULES:
             raise CoreError(f"conflict {conflict.id} ({conflict.rule}) resolves only when its "
                             "condition clears: safety is not settled by hand")
+        if a.choice is not None:
+            choose = self.choosers.get(conflict.rule)
+            if choose is None:
+                raise CoreError(f"conflict {conflict.id} ({conflict.rule}) takes no choice of "
+                                "strategy: only contention conflicts do")
+            choose(ctx, conflict, a.choice, a.resolution)
+            return {"conflict_id": conflict.id, "status": conflict.status}
+        settle = self.settlers.get(conflict.rule)
+        if settle is not None:
+            settle(ctx, conflict, a.resolution)
         self.resolve(ctx, conflict, f"operator: {a.resolution}")
         return {"conflict_id": conflict.id, "status": conflict.status}
 
@@ -170,10 +192,12 @@ class ConflictView:
     resolution: str
     resolved_at: float | None
     workflow_id: str | None
+    claims: tuple[tuple[str, str], ...] = ()
+    """Contention conflicts: the contending (workflow, step) claims, the holder's first."""
 
 
 def conflict_view(c: Conflict) -> ConflictView:
     """The read-only view of ``c``."""
     return ConflictView(c.id, c.type, c.rule, tuple(c.participants), c.resource, c.strategy,
                         c.detail, c.detected_at, c.status, c.resolution, c.resolved_at,
-                        c.workflow_id)
+                        c.workflow_id, tuple((w, s) for w, s in c.claims))

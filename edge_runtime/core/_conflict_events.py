@@ -24,6 +24,7 @@ class ConflictEvents:
                               ev: Event) -> None:
         c = Conflict(d["id"], d["key"], d["type"], d["rule"], list(d["participants"]),
                      d["resource"], d["strategy"], d["detail"], d["at"], ev.workflow_id)
+        c.claims = d.get("claims", [])
         self.state.conflicts[c.id] = c
         self.state.open_conflicts[c.key] = c
 

@@ -19,27 +19,41 @@ from typing import Any
 from edge_runtime.core._agents import Agents
 from edge_runtime.core._allocation import Allocation
 from edge_runtime.core._archive import Archiver
+from edge_runtime.core._auction import Auctions
+from edge_runtime.core._batch import BatchAllocation
+from edge_runtime.core._battery import BatteryRules, battery_rules
+from edge_runtime.core._coalition import Coalitions
+from edge_runtime.core._coalition_fair import TeamMatcher
 from edge_runtime.core._commands import HubCommands
 from edge_runtime.core._config import CoreConfig
 from edge_runtime.core._confirm import Confirmations
 from edge_runtime.core._conflict import Conflicts, ConflictView, conflict_view
+from edge_runtime.core._consensus import Consensus
+from edge_runtime.core._consistency import ConsistencyRules
+from edge_runtime.core._contention import Contention
 from edge_runtime.core._context import Context
+from edge_runtime.core._deadlock import Deadlocks
 from edge_runtime.core._effects import Effect
 from edge_runtime.core._errors import CoreError
 from edge_runtime.core._event import Event
 from edge_runtime.core._flow import Flow
+from edge_runtime.core._hierarchy import Hierarchy
+from edge_runtime.core._leader import Leaders
 from edge_runtime.core._lifecycle import Lifecycle
 from edge_runtime.core._machine import Machine
 from edge_runtime.core._projection import Projection
 from edge_runtime.core._recovery import Recovery
 from edge_runtime.core._reports import StepReports
+from edge_runtime.core._resources import Resources
 from edge_runtime.core._snapshot import dump_state, load_state
 from edge_runtime.core._state import FacilityState
+from edge_runtime.core._strategies import Strategies
 from edge_runtime.core._sync import SyncPoints
 from edge_runtime.core._template import Template
 from edge_runtime.core._temporal import TemporalRules
 from edge_runtime.core._timers import Restarted, TimerFired, Timers, armed_timers
 from edge_runtime.core._views import AgentView, WorkflowView, agent_view, workflow_view
+from edge_runtime.core._workqueues import WorkQueues
 from topics import (
     AgentConn,
     AgentState,
@@ -51,7 +65,10 @@ from topics import (
     StepFailed,
     StepProgress,
     StepStarted,
+    SubStepAssigned,
+    SubStepDone,
     SyncArrival,
+    Vote,
 )
 
 __all__ = ["Core", "Input"]
@@ -59,6 +76,7 @@ __all__ = ["Core", "Input"]
 Input = (
     AgentConn | AgentState | Bid | StepAccepted | StepStarted | StepProgress | StepDone
     | StepFailed | SyncArrival | CommandAck | HubCommand | TimerFired | Restarted
+    | Vote | SubStepAssigned | SubStepDone
 )
 """Everything ``Core.handle`` accepts."""
 
@@ -80,26 +98,55 @@ class Core:
             self.state, self.lifecycle, dedup_window=config.dedup_window,
             command_window=config.command_window, max_checkpoints=config.max_checkpoints,
         )
-        # The components, each one concern; collaborators are passed in explicitly.
+        # The components, each one concern; collaborators are passed in explicitly. Where
+        # two need each other (allocation hands steps to coalitions and auctions, which
+        # assign through it) the later one is attached to the earlier after it is built.
         allocation = Allocation(config.cost, config.stall_factor)
+        allocation.resources = Resources(config.resource_order)  # acquisition order
+        allocation.batch = BatchAllocation(allocation, config.batch_window_s)  # (_batch)
+        if config.max_queued_per_agent > 0 or any(  # work queues on busy agents
+                t.allocation.max_queued_per_agent for t in templates.values()):
+            allocation.queues = WorkQueues(allocation, config.max_queued_per_agent,
+                                           config.prefer_idle)
         sync = SyncPoints()
         flow = Flow(allocation, sync)
         recovery = Recovery(flow, allocation, sync,
                             manual_intervention=config.manual_intervention)
-        flow.recovery = recovery  # the one back-edge: failures while starting steps
+        flow.recovery = recovery  # failures while starting steps
         conflicts = Conflicts(config.exclusive_zones)
         self.temporal = TemporalRules(conflicts)
+        self.consistency = ConsistencyRules(conflicts, config.concurrent_write,
+                                            config.stale_command_s)
+        self.battery: BatteryRules | None = battery_rules(config, conflicts, allocation)
+        allocation.battery = self.battery
         agents = Agents(flow, allocation, conflicts, liveness_factor=config.liveness_factor,
                         battery_delta=config.battery_delta)
         confirmations = Confirmations(flow, allocation, sync, conflicts)
+        teams = Coalitions(allocation, flow, recovery,
+                           TeamMatcher(config.cost, config.team_patience), Leaders(config.cost))
+        allocation.teams = agents.teams = teams  # coalition steps, all or none (_coalition)
+        consensus = Consensus(flow)
+        flow.consensus = consensus  # voted decision steps (_consensus)
+        self.auctions = Auctions(allocation, flow, conflicts, confirmations, agents, config)
+        allocation.auctions = self.auctions  # auction_based steps (_auction)
+        self.contention = Contention(conflicts, Strategies(  # contention rules (_contention)
+            conflicts, allocation, confirmations, config.cost, config.conflict_strategies))
+        self.deadlocks = Deadlocks(allocation.resources, flow, allocation, conflicts,
+                                   confirmations)  # the wait-for graph (_deadlock)
         self.archiver = Archiver(enabled=config.archive_terminal)
+        reports = StepReports(agents, flow, allocation, sync, recovery, confirmations)
+        reports.auctions, reports.teams, reports.consistency = (
+            self.auctions, teams, self.consistency)
+        commands = HubCommands(self.lifecycle, flow, allocation, sync, recovery, confirmations,
+                               conflicts)
+        commands.consistency = self.consistency
+        timers = Timers(agents, flow, allocation, recovery, self.temporal)
+        timers.auctions, timers.consensus = self.auctions, consensus
         self.components: tuple[Any, ...] = (
-            agents,
-            StepReports(agents, flow, allocation, sync, recovery, confirmations),
-            confirmations,
-            HubCommands(self.lifecycle, flow, allocation, sync, recovery, confirmations,
-                        conflicts),
-            Timers(agents, flow, allocation, recovery, self.temporal),
+            agents, reports, confirmations, commands, timers, consensus, Hierarchy(allocation),
+            # After ``confirmations``: it takes CommandAck first (a refused award is a
+            # decline) and passes the rest on.
+            self.auctions,
         )
         """The input-handling components, in the order their handlers are registered."""
         self._handlers: dict[type, Callable[[Context, Any], None]] = {}
@@ -128,7 +175,14 @@ class Core:
             raise CoreError(f"the core does not take {type(input).__name__} inputs")
         ctx = Context(self.state, self.projection, now)
         handler(ctx, input)
+        self.contention.review(ctx)  # agents and resources claimed twice (_contention)
+        if self.battery is not None:
+            self.battery.review(ctx)
         state = self.state
+        if state.auctions:
+            self.auctions.review(ctx)  # auctions whose step moved on close (_auction)
+        if state.holds and state.queue:
+            self.deadlocks.check(ctx)  # a step waits: a cycle may have closed (_deadlock)
         if state.deadlines or state.open_conflicts:
             self.temporal.review(ctx)
         if ctx.archivable:

@@ -18,6 +18,7 @@ from edge_runtime.core._state import StepRun, WorkflowRun
 from edge_runtime.core._sync import SyncPoints
 
 if TYPE_CHECKING:
+    from edge_runtime.core._consensus import Consensus
     from edge_runtime.core._recovery import Recovery
 
 __all__ = ["Flow"]
@@ -29,6 +30,8 @@ class Flow:
     recovery: Recovery
     """Set by the core once built: a step that cannot start (a condition that does not
     evaluate, a missing input) fails through it, and a finished rollback ends there."""
+    consensus: Consensus | None = None
+    """Set by the core: a decision step with a ``vote`` goes to it first (``_consensus``)."""
 
     def __init__(self, allocation: Allocation, sync: SyncPoints) -> None:
         self.allocation = allocation
@@ -95,6 +98,8 @@ class Flow:
                 ctx.emit("step_skipped", wf.id, {"step": st.id, "reason": "condition false"})
                 return True
             if spec.kind == "decision":
+                if self.consensus is not None and self.consensus.decides(ctx, wf, st):
+                    return True
                 assert spec.condition is not None
                 result = evaluate_condition(spec.condition, _context(wf))
                 ctx.emit("step_decided", wf.id, {"step": st.id, "result": result})

@@ -11,25 +11,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from edge_runtime.core._auction_events import AuctionEvents
+from edge_runtime.core._coalition_events import CoalitionEvents
 from edge_runtime.core._confirm_events import ConfirmationEvents
 from edge_runtime.core._conflict_events import ConflictEvents
+from edge_runtime.core._consensus_events import ConsensusEvents
+from edge_runtime.core._consistency_events import ConsistencyEvents
+from edge_runtime.core._contention_events import ContentionEvents
 from edge_runtime.core._errors import CoreError
 from edge_runtime.core._event import Event
+from edge_runtime.core._hierarchy_events import HierarchyEvents
 from edge_runtime.core._lifecycle import Lifecycle
+from edge_runtime.core._recovery_events import RecoveryEvents
 from edge_runtime.core._state import (
     Agent,
     FacilityState,
-    StepRun,
     WorkflowRun,
-    compensation_step,
 )
+from edge_runtime.core._workqueue_events import WorkQueueEvents
 
 __all__ = ["Projection"]
 
 _Applier = Callable[[WorkflowRun | None, dict[str, Any], Event], None]
 
 
-class Projection(ConfirmationEvents, ConflictEvents):
+class Projection(
+    ConfirmationEvents, ConflictEvents, ConsensusEvents, HierarchyEvents, ContentionEvents,
+    AuctionEvents, WorkQueueEvents, ConsistencyEvents, CoalitionEvents, RecoveryEvents,
+):
     """Applies the facility's events, in seq order, to its ``FacilityState``."""
 
     def __init__(
@@ -69,6 +78,8 @@ class Projection(ConfirmationEvents, ConflictEvents):
         eid = data.get("eid")
         if eid is not None:
             self._remember(state.agents[data["agent"]], eid)
+        if wf is not None:  # when it last changed: stale commands (``_consistency``)
+            wf.last_seq, wf.last_hlc = event.seq, event.hlc
         state.seq = event.seq
         state.hlc = event.hlc
 
@@ -81,6 +92,8 @@ class Projection(ConfirmationEvents, ConflictEvents):
     def _lose(self, agent: Agent) -> None:
         agent.online = False
         self.state.set_idle(agent)
+        if agent.queued:
+            self._unqueue_agent(agent)
 
     # agents
 
@@ -94,6 +107,7 @@ class Projection(ConfirmationEvents, ConflictEvents):
             )
         agent.caps = frozenset(d["caps"])
         agent.liveness = d["liveness"]
+        agent.bids = d.get("bids", True)
         agent.online = True
         self.state.set_idle(agent)
 
@@ -116,6 +130,8 @@ class Projection(ConfirmationEvents, ConflictEvents):
         template = self.state.template(f"{d['template']}@{d['version']}")
         wf = WorkflowRun(ev.workflow_id, template, d["priority"], d["deadline"], d["data"], ev.seq)
         wf.created_hlc = ev.hlc
+        wf.coordination = d.get("coordination", template.coordination)
+        wf.allowed_agents = d.get("agents")
         self.state.workflows[wf.id] = wf
         if wf.deadline is not None:
             self.state.deadlines += 1
@@ -129,16 +145,23 @@ class Projection(ConfirmationEvents, ConflictEvents):
             run.dependents.append(after.id)
         after.depends_on.append(before)
 
+    def _on_coordination_set(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
+        assert wf is not None
+        wf.coordination = d["protocol"]
+        wf.allowed_agents = d["agents"]
+
     def _on_workflow_started(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
         self.lifecycle.workflow(wf, "start")
 
     def _on_workflow_completed(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
         assert wf is not None
+        self._drop_spans(wf)
         wf.ended_hlc = e.hlc
         self.lifecycle.workflow(wf, "complete")
 
     def _end(self, wf: WorkflowRun, event: str, reason: str, hlc: int) -> None:
+        self._drop_spans(wf)
         for st in wf.steps.values():
             if st.state in ("ready", "allocating"):
                 self.state.dequeue(wf, st)
@@ -163,6 +186,7 @@ class Projection(ConfirmationEvents, ConflictEvents):
         if wf is None or wf.state not in ("completed", "cancelled"):
             raise CoreError(f"cannot archive workflow {e.workflow_id!r}: it is not "
                             "completed or cancelled")
+        self._drop_spans(wf)
         for st in wf.steps.values():  # nothing should be held by now; be sure of it
             if st.state in ("ready", "allocating"):
                 self.state.dequeue(wf, st)
@@ -175,19 +199,17 @@ class Projection(ConfirmationEvents, ConflictEvents):
 
     def _on_workflow_paused(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
+        self._unqueue_workflow(wf)
         self.lifecycle.workflow(wf, "paused" if wf.state == "pausing" else "pause")
 
     def _on_workflow_resumed(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
         for st in wf.steps.values():
-            st.unconfirmed = None  # pauses still unconfirmed: the resume overtook them
+            # Pauses still unconfirmed: the resume overtook them. A step's cancel (a
+            # withdrawal) still waits for its agent.
+            if st.unconfirmed is not None and st.unconfirmed[1] == "pause":
+                st.unconfirmed = None
         self.lifecycle.workflow(wf, "resume")
-
-    def _on_workflow_recovered(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
-        assert wf is not None
-        wf.reason = ""
-        wf.ended_hlc = 0
-        self.lifecycle.workflow(wf, "recover")
 
     def _on_dependency_added(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
@@ -196,71 +218,6 @@ class Projection(ConfirmationEvents, ConflictEvents):
         else:
             st = wf.steps[d["step"]]
             st.preds = (*st.preds, d["after"])
-
-    def _on_checkpoint_taken(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
-        assert wf is not None
-        wf.checkpoints[d["id"]] = d
-        while len(wf.checkpoints) > self.max_checkpoints:
-            del wf.checkpoints[next(iter(wf.checkpoints))]
-
-    def _on_checkpoint_restored(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
-        assert wf is not None
-        cp = wf.checkpoints[d["id"]]
-        for st in list(wf.steps.values()):
-            if st.state in ("ready", "allocating"):
-                self.state.dequeue(wf, st)
-            self.state.release(wf, st)
-            if st.comp_of is not None:
-                del wf.steps[st.id]
-        for sid, (state, attempt, failures, outputs, done_seq) in cp["steps"].items():
-            st = wf.steps[sid]
-            # Finished steps keep their result; anything in flight starts over. Agents still
-            # waiting at a barrier stay arrived; a released barrier's agents have left.
-            if st.state in ("done", "compensated"):
-                st.arrived = []
-            st.state = state if state in ("done", "skipped", "compensated") else "pending"
-            st.attempt, st.failures, st.outputs, st.done_seq = attempt, failures, outputs, done_seq
-            st.retry_at, st.error, st.progress = None, None, 0.0
-        wf.data = dict(cp["data"])
-        wf.awaiting.clear()
-        wf.rollback = None
-        wf.reason = ""
-        self.lifecycle.workflow(wf, "restore")
-
-    def _on_compensation_started(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
-        assert wf is not None
-        wf.rollback = d["then"]
-        for st in wf.steps.values():
-            if st.state in ("ready", "allocating"):
-                self.state.dequeue(wf, st)
-            if st.state not in ("done", "skipped", "compensated", "pending", "failed"):
-                self.state.release(wf, st)
-                self.lifecycle.step_uncounted(st, "requeue")
-            st.retry_at = None
-        wf.awaiting.clear()
-        prev: tuple[str, ...] = ()
-        for sid in d["steps"]:
-            comp = wf.steps[sid].spec.compensation
-            assert comp is not None
-            run = StepRun(compensation_step(sid, comp), prev)
-            run.comp_of = sid
-            wf.steps[run.id] = run
-            prev = (run.id,)
-        self.lifecycle.summarise(wf)
-
-    def _on_rollback_finished(self, wf: WorkflowRun | None, d: dict[str, Any], e: Event) -> None:
-        assert wf is not None
-        wf.rollback = None
-        for sid in [s for s, st in wf.steps.items() if st.comp_of is not None]:
-            del wf.steps[sid]
-        for sid in d["reset"]:
-            st = wf.steps[sid]
-            self.state.release(wf, st)
-            if st.state == "compensated":
-                st.arrived = []  # a released barrier's agents have left
-            if st.state != "pending":
-                self.lifecycle.step_uncounted(st, "reset")
-            st.outputs, st.done_seq, st.failures, st.error = None, 0, 0, None
 
     def _on_command_reply(self, _: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         self.state.commands[d["cmd"]] = ev.seq
@@ -300,12 +257,15 @@ class Projection(ConfirmationEvents, ConflictEvents):
         st.attempt = d["attempt"]
         st.timeout_at = d["timeout_at"]
         st.stall_at = d.get("stall_at")
+        st.assigned_at = (ev.hlc >> 16) / 1000  # its time (ms), for predicted windows
         st.progress = 0.0
         st.avoid = None
+        st.seen_version = wf.data_version
         agent.task = (wf.id, st.id)
         self.state.set_idle(agent)
         for res in st.spec.resources:
             self.state.holds[res] = (wf.id, st.id)
+        self._hold_across(wf, st, d)
         self.lifecycle.step(wf, st, "assign")
 
     def _on_step_accepted(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
@@ -340,6 +300,7 @@ class Projection(ConfirmationEvents, ConflictEvents):
         st.done_seq = ev.seq
         self.state.release(wf, st)
         self.lifecycle.step(wf, st, "finish")
+        self._end_spans(wf, st)
         if st.comp_of is not None:
             self.lifecycle.step(wf, wf.steps[st.comp_of], "compensate")
 
@@ -388,15 +349,19 @@ class Projection(ConfirmationEvents, ConflictEvents):
             wf.awaiting.remove(st.id)
         st.error = d["reason"]
         self.lifecycle.step(wf, st, "skip")
+        self._end_spans(wf, st)
 
     def _on_step_decided(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
         st = wf.steps[d["step"]]
-        for event in ("ready", "execute", "validate", "clean_up"):
+        # A voted decision executes already (``vote_opened``); a computed one starts here.
+        for event in ("ready", "execute", "validate", "clean_up")[
+                2 if st.state == "executing" else 0:]:
             self.lifecycle.step(wf, st, event)
         st.outputs = {"result": d["result"]}
         st.done_seq = ev.seq
         self.lifecycle.step(wf, st, "finish")
+        self._end_spans(wf, st)
 
     def _on_sync_arrived(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
@@ -404,6 +369,3 @@ class Projection(ConfirmationEvents, ConflictEvents):
         if d["agent"] not in st.arrived:
             st.arrived.append(d["agent"])
 
-    def _on_operator_needed(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
-        assert wf is not None
-        wf.awaiting.append(d["step"])

@@ -69,10 +69,12 @@ class Recovery:
         """Tell the agents of the workflow's running steps (or of step ``only``) to stop."""
         for st in wf.steps.values():
             if st.agent is not None and st.state in _RUNNING and only in (None, st.id):
-                ctx.send(st.agent, Cancel.model_construct(
-                    command_id=f"c{ctx.state.seq + 1}-{st.id}"[:64], ts=ctx.now,
-                    workflow_id=wf.id, step_id=st.id, reason=reason,
-                ))
+                # A coalition step: every member of its team.
+                for aid in st.team.values() if st.team else (st.agent,):
+                    ctx.send(aid, Cancel.model_construct(
+                        command_id=f"c{ctx.state.seq + 1}-{st.id}"[:64], ts=ctx.now,
+                        workflow_id=wf.id, step_id=st.id, reason=reason,
+                    ))
 
     def abort(self, ctx: Context, wf: WorkflowRun, reason: str) -> None:
         """Fail the workflow, first rolling back if its template says so."""

@@ -1,4 +1,5 @@
-"""What agents report about their steps: progress, results, failures, sync arrivals, bids.
+"""What agents report about their steps: progress, results, failures, sync arrivals (bids
+go to ``_auction``).
 
 Every report is checked before anything changes: the agent is known, the workflow and step
 exist, the report is from the agent holding the step at that attempt, and the step is in a
@@ -8,7 +9,7 @@ state the report applies to. A redelivered report (same event id) is ignored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_runtime.core._agents import Agents
 from edge_runtime.core._allocation import Allocation
@@ -16,12 +17,12 @@ from edge_runtime.core._confirm import Confirmations
 from edge_runtime.core._context import Context
 from edge_runtime.core._errors import IllegalTransition, StaleInput, UnknownEntity
 from edge_runtime.core._flow import Flow
+from edge_runtime.core._hierarchy import refuse_open_substeps
 from edge_runtime.core._machine import WORKFLOW_TERMINAL
 from edge_runtime.core._recovery import Recovery
 from edge_runtime.core._state import Agent, StepRun, WorkflowRun
 from edge_runtime.core._sync import SyncPoints
 from topics import (
-    Bid,
     StepAccepted,
     StepDone,
     StepFailed,
@@ -29,6 +30,11 @@ from topics import (
     StepStarted,
     SyncArrival,
 )
+
+if TYPE_CHECKING:
+    from edge_runtime.core._auction import Auctions
+    from edge_runtime.core._coalition import Coalitions
+    from edge_runtime.core._consistency import ConsistencyRules
 
 __all__ = ["StepReports"]
 
@@ -43,7 +49,14 @@ _STATES_FOR = {
 
 
 class StepReports:
-    """Handles agents' step events, sync arrivals and bids."""
+    """Handles agents' step events and sync arrivals."""
+
+    consistency: ConsistencyRules | None = None
+    """Set by the core: the workflow variables a finished step writes (``_consistency``)."""
+    teams: Coalitions | None = None
+    """Set by the core: reports on coalition steps (``_coalition``)."""
+    auctions: Auctions | None = None
+    """Set by the core: a winner failing a step it has not accepted declines the award."""
 
     def __init__(
         self, agents: Agents, flow: Flow, allocation: Allocation, sync: SyncPoints,
@@ -61,7 +74,7 @@ class StepReports:
         report = self.step_report
         return {
             StepAccepted: report, StepStarted: report, StepProgress: report, StepDone: report,
-            StepFailed: report, SyncArrival: self.sync_arrival, Bid: self.bid,
+            StepFailed: report, SyncArrival: self.sync_arrival,
         }
 
     def _find(
@@ -90,6 +103,8 @@ class StepReports:
         if found is None:
             return
         agent, wf, st = found
+        if st.spec.team and self.teams is not None and self.teams.report(ctx, agent, wf, st, m):
+            return  # a coalition step: its members report together (_coalition)
         if st.agent != agent.id or st.attempt != m.attempt:
             raise StaleInput(
                 f"{m.type} from {agent.id} for {wf.id}.{st.id} attempt {m.attempt}: the step "
@@ -101,6 +116,8 @@ class StepReports:
                 f"step {wf.id}.{st.id} is {st.state}; {m.type} applies only when it is "
                 + " or ".join(allowed)
             )
+        if isinstance(m, StepDone) and st.subs:
+            refuse_open_substeps(wf, st)  # a team lead: only once its team is done
         base: dict[str, Any] = {"step": st.id, "agent": agent.id, "eid": m.event_id}
         if st.state == "cancelling":
             # Told to stop: it failing is stopping; it finishing is reported as not stopping;
@@ -119,8 +136,12 @@ class StepReports:
         elif isinstance(m, StepProgress):
             ctx.emit("step_progress", wf.id, {**base, "progress": m.progress})
         elif isinstance(m, StepFailed):
-            self.recovery.fail_step(ctx, wf, st, m.error_type, m.message, retryable=m.retryable,
-                                    extra={"agent": agent.id, "eid": m.event_id})
+            # Before accepting an award, failing is declining it: the next bid wins.
+            if self.auctions is None or not self.auctions.declined(
+                    ctx, wf, st, agent.id, f"{m.error_type}: {m.message}", m.event_id):
+                self.recovery.fail_step(ctx, wf, st, m.error_type, m.message,
+                                        retryable=m.retryable,
+                                        extra={"agent": agent.id, "eid": m.event_id})
             self.allocation.allocate_waiting(ctx)
         else:
             missing = [o for o in st.spec.outputs if o not in m.outputs]
@@ -134,6 +155,8 @@ class StepReports:
                     ctx.cancel_timer(f"timeout:{wf.id}/{st.id}")
                 base["outputs"] = m.outputs
                 ctx.emit("step_done", wf.id, base)
+                if self.consistency is not None:
+                    self.consistency.step_done(ctx, wf, st)
                 self.flow.advance(ctx, wf)
             self.allocation.allocate_waiting(ctx)
 
@@ -147,6 +170,9 @@ class StepReports:
         if found is None:
             return
         agent, wf, st = found
+        if st.spec.team and self.teams is not None:
+            self.teams.arrival(ctx, agent, wf, st, m)  # a coalition's members meet
+            return
         if st.spec.kind != "sync":
             raise StaleInput(f"{wf.id}.{st.id} is a {st.spec.kind} step, not a sync point")
         if wf.state in WORKFLOW_TERMINAL:
@@ -169,8 +195,3 @@ class StepReports:
         ctx.emit("sync_arrived", wf.id, {"step": st.id, "agent": agent.id, "eid": m.event_id})
         if self.sync.release(ctx, wf, st):
             self.flow.advance(ctx, wf)
-
-    def bid(self, ctx: Context, m: Bid) -> None:
-        """Bids answer calls for proposals; allocation is direct, so none is ever open."""
-        self.agents.known(ctx, m.agent_id)
-        raise StaleInput(f"no call for proposals {m.cfp_id} is open (allocation is direct)")

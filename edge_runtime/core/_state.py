@@ -14,11 +14,12 @@ events give the same state.
 from __future__ import annotations
 
 import bisect
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from edge_runtime.core._auction_model import Auction
 from edge_runtime.core._errors import TemplateError
+from edge_runtime.core._parties import Agent, Conflict
 from edge_runtime.core._template import Compensation, Step, Template
 
 __all__ = [
@@ -30,84 +31,39 @@ QueueKey = tuple[int, int, int, str, str]
 """Allocation order of a waiting step: (-priority, workflow order, step position, ids)."""
 
 
-class Agent:
-    """What the edge knows of one agent."""
-
-    __slots__ = (
-        "battery", "caps", "e_stop", "id", "kind", "liveness", "mode", "node", "online",
-        "recent", "recent_ids", "status", "stopped_by", "task",
-    )
-
-    def __init__(self, agent_id: str, kind: str, caps: tuple[str, ...], liveness: float) -> None:
-        self.id = agent_id
-        self.kind = kind
-        self.caps: frozenset[str] = frozenset(caps)
-        self.liveness = liveness
-        """Seconds within which a state message must come, or the agent is lost."""
-        self.online = True
-        self.status = "idle"
-        self.node: str | None = None
-        self.battery: float | None = None
-        self.mode = "automatic"
-        self.e_stop = False
-        self.task: tuple[str, str] | None = None
-        """``(workflow_id, step_id)`` the agent is assigned to, if any."""
-        self.recent: deque[str] = deque()
-        """Last event ids from this agent, oldest first (duplicate filter window)."""
-        self.recent_ids: dict[str, None] = {}
-        self.stopped_by: str | None = None
-        """The safety conflict that paused this agent, until it is resolved."""
-
-    @property
-    def available(self) -> bool:
-        """Online, unassigned, able, in automatic mode and not stopped for safety."""
-        return (
-            self.online and self.task is None and not self.e_stop and self.mode == "automatic"
-            and self.status in ("idle", "busy") and self.stopped_by is None
-        )
-
-
-class Conflict:
-    """A conflict (DESIGN §6): what was detected, who it concerns, how it stands."""
-
-    __slots__ = (
-        "detail", "detected_at", "id", "key", "participants", "resolution", "resolved_at",
-        "resource", "rule", "status", "strategy", "type", "workflow_id",
-    )
-
-    def __init__(self, conflict_id: str, key: str, type_: str, rule: str,
-                 participants: list[str], resource: str | None, strategy: str, detail: str,
-                 detected_at: float, workflow_id: str | None) -> None:
-        self.id = conflict_id
-        self.key = key
-        """What makes it the same conflict (``person_in_robot_zone:cold_room``): one open
-        conflict per key."""
-        self.type = type_
-        """``safety`` (later: ``resource``, ``temporal``, ``data``)."""
-        self.rule = rule
-        """The detection rule (``e_stop``, ``person_in_robot_zone`` …)."""
-        self.participants = participants
-        """Agents concerned, in order."""
-        self.resource = resource
-        """The zone or resource, if any."""
-        self.strategy = strategy
-        """``stop`` (robots paused until it clears) or ``operator``."""
-        self.detail = detail
-        self.detected_at = detected_at
-        self.workflow_id = workflow_id
-        self.status = "open"
-        """``open``, ``escalated`` (an operator must act) or ``resolved``."""
-        self.resolution = ""
-        self.resolved_at: float | None = None
-
-
 class StepRun:
     """One step of one workflow: its lifecycle state and attempt bookkeeping."""
 
     __slots__ = (
-        "agent", "arrived", "attempt", "avoid", "comp_of", "done_seq", "error", "failures",
-        "history", "id", "last_agent", "outputs", "preds", "progress", "retry_at", "spec",
-        "stall_at", "state", "timeout_at", "unconfirmed", "wait_until",
+        "agent",
+        "arrived",
+        "assigned_at",
+        "attempt",
+        "avoid",
+        "ballot",
+        "comp_of",
+        "done_seq",
+        "error",
+        "failures",
+        "history",
+        "id",
+        "last_agent",
+        "members_done",
+        "outputs",
+        "passes",
+        "preds",
+        "progress",
+        "queued_on",
+        "retry_at",
+        "seen_version",
+        "spec",
+        "stall_at",
+        "state",
+        "subs",
+        "team",
+        "timeout_at",
+        "unconfirmed",
+        "wait_until",
     )
 
     def __init__(self, spec: Step, preds: tuple[str, ...]) -> None:
@@ -143,15 +99,61 @@ class StepRun:
         self.unconfirmed: list[str] | None = None
         """``[command_id, what, then]`` of a ``cancel`` or ``pause`` sent to the step's agent
         and not yet confirmed (``then``: ``requeue`` or ``avoid`` after a cancel)."""
+        self.queued_on: str | None = None
+        """The busy agent this waiting step is queued on (``_workqueues``); ``None`` while
+        it waits in the facility queue (or does not wait)."""
+        self.assigned_at: float | None = None
+        """When the step was last assigned (its event's HLC time): the start of the holder's
+        predicted window (``_contention``)."""
+        self.seen_version = 0
+        """The workflow's ``data_version`` when the step was last assigned: a write made
+        after it was concurrent with this step (``_consistency``)."""
+        self.team: dict[str, str] = {}
+        """Coalition steps: role -> agent of the members holding it now (``agent`` is the
+        lead among them); empty while unallocated."""
+        self.members_done: dict[str, dict[str, Any]] = {}
+        """Coalition steps: members that reported done this attempt -> their outputs."""
+        self.passes = 0
+        """Coalition steps: times it could not be formed while some agent it could use was
+        free (``_coalition_fair``); reset when it is allocated."""
+        self.ballot: dict[str, Any] | None = None
+        """Voted decision steps: the last vote (``_consensus``): ``id``, ``voters``,
+        ``quorum`` (votes needed), ``deadline``, ``default``, ``votes`` (agent -> choice)
+        and, once closed, ``result`` and ``reason``."""
+        self.subs: dict[str, list[str]] = {}
+        """Composite steps: sub-step id -> ``[member, "assigned" | "done"]``, in the order
+        the lead gave them (``_hierarchy``); emptied when the step's attempt ends."""
 
 
 class WorkflowRun:
     """One workflow instance."""
 
     __slots__ = (
-        "awaiting", "checkpoints", "created_hlc", "data", "deadline", "dependents",
-        "depends_on", "ended_hlc", "history", "id", "order", "priority", "reason", "rollback",
-        "state", "steps", "template",
+        "allowed_agents",
+        "awaiting",
+        "checkpoints",
+        "coordination",
+        "created_hlc",
+        "data",
+        "data_version",
+        "deadline",
+        "dependents",
+        "depends_on",
+        "ended_hlc",
+        "held",
+        "history",
+        "id",
+        "last_hlc",
+        "last_seq",
+        "order",
+        "priority",
+        "reason",
+        "rollback",
+        "spans",
+        "state",
+        "steps",
+        "template",
+        "writers",
     )
 
     def __init__(
@@ -183,6 +185,25 @@ class WorkflowRun:
         """HLC of the creating event (its time: ``hlc >> 16`` ms)."""
         self.ended_hlc = 0
         """HLC of the event that ended it (completed, failed, cancelled); 0 while it runs."""
+        self.coordination: str = template.coordination
+        """Its allocation protocol (``_template.Protocol``): the template's unless the
+        creating command or a ``set_coordination`` chose another."""
+        self.allowed_agents: list[str] | None = None
+        """Only these agents may take part in it (``None``: any able agent)."""
+        self.data_version = 0
+        """Writes applied to ``data`` by its steps (``_consistency``)."""
+        self.writers: dict[str, list[Any]] = {}
+        """Variable -> ``[step, data_version of the write]`` of its last write."""
+        self.held: dict[str, list[Any]] = {}
+        """Conflict id -> ``[variable, step, value, other step]``: a write held for an
+        operator."""
+        self.last_seq = 0
+        """Seq of the last event about it (0: its creating event, ``order``)."""
+        self.last_hlc = 0
+        """HLC of the last event about it (0: its creating event's, ``created_hlc``)."""
+        self.spans: dict[str, list[str]] = {}
+        """Resources it holds across steps (``_resources``): name -> ``[step that acquired
+        it, step whose end releases it]``. ``release`` of a step leaves these held."""
 
     def step_key(self, st: StepRun) -> QueueKey:
         """Allocation order: higher priority, older workflow, earlier step first."""
@@ -229,7 +250,17 @@ class FacilityState:
         self.open_conflicts: dict[str, Conflict] = {}
         """Conflicts not yet resolved, by key."""
         self.deadlines = 0
+        self.starving: list[tuple[str, str]] = []
+        """Coalition steps passed over ``CoreConfig.team_patience`` times, oldest first:
+        steps queued after them leave them the agents they can use (``_coalition_fair``)."""
         """Workflows in memory with a deadline (the temporal rules look only if any)."""
+        self.auctions: dict[str, Auction] = {}
+        """Open auctions by call-for-proposals id, oldest first (``_auction``)."""
+        self.auction_of: dict[tuple[str, str], str] = {}
+        """``(workflow, step)`` -> its open auction's id (an index of ``auctions``)."""
+        self.agent_queued = 0
+        """Steps queued on busy agents (``Agent.queued``), all agents together: 0 lets
+        allocation skip looking for queued work (``_workqueues``)."""
 
     # --- reading ----------------------------------------------------------------------
 
@@ -264,6 +295,11 @@ class FacilityState:
 
     def dequeue(self, wf: WorkflowRun, st: StepRun) -> None:
         """``st`` no longer waits (no-op if it did not)."""
+        if st.queued_on is not None:  # queued on a busy agent, not in the facility queue
+            self.agents[st.queued_on].queued.remove((wf.id, st.id))
+            self.agent_queued -= 1
+            st.queued_on = None
+            return
         key = wf.step_key(st)
         i = bisect.bisect_left(self.queue, key)
         if i < len(self.queue) and self.queue[i] == key:
@@ -278,12 +314,32 @@ class FacilityState:
                 self.set_idle(agent)
             st.last_agent = st.agent
             st.agent = None
+        spans = wf.spans
         for res in st.spec.resources:
-            if self.holds.get(res) == (wf.id, st.id):
+            if self.holds.get(res) == (wf.id, st.id) and res not in spans:
                 del self.holds[res]
+        if spans and not st.done_seq:  # it never finished: the spans it began are undone
+            for res in [r for r, span in spans.items() if span[0] == st.id]:
+                del spans[res]
+                if self.holds.get(res, ("",))[0] == wf.id:
+                    del self.holds[res]
         st.timeout_at = None
         st.wait_until = None
         st.stall_at = None
+        if st.team:  # a coalition step: its other members are freed too
+            for aid in st.team.values():
+                member = self.agents[aid]
+                if member.task == (wf.id, st.id):
+                    member.task = None
+                    self.set_idle(member)
+            st.team = {}
+        if st.subs:  # a composite step: members still on a sub-step of it are freed
+            for sub_id, (aid, _) in st.subs.items():
+                member = self.agents[aid]
+                if member.sub_task == (wf.id, st.id, sub_id):
+                    member.sub_task = None
+                    self.set_idle(member)
+            st.subs = {}
 
 
 def compensation_step(step_id: str, comp: Compensation) -> Step:

@@ -17,20 +17,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from edge_runtime.core._alloc_spec import AllocationPolicy
+from edge_runtime.core._coalition_spec import TeamMember, check_team
+from edge_runtime.core._consensus_spec import VoteSpec, check_vote
 from edge_runtime.core._errors import TemplateError
 from edge_runtime.core._expr import ExpressionError, compile_expression
+from edge_runtime.core._hierarchy_spec import CompositeSpec, check_composite
+from edge_runtime.core._resources_spec import check_holds
+from edge_runtime.core._strategies_config import (
+    Strategy,
+    check_alternatives,
+    check_strategies,
+)
 from topics import Identifier
 
 __all__ = [
     "AGENT_STEP_KINDS",
     "AgentPolicy",
     "Compensation",
+    "Protocol",
     "RetryPolicy",
     "Step",
     "StepKind",
@@ -39,6 +50,9 @@ __all__ = [
 ]
 
 StepKind = Literal["robot", "human", "ai", "sync", "decision", "wait"]
+Protocol = Literal["direct", "auction_based", "leader_follower", "consensus", "hierarchical"]
+"""How a workflow's steps find their agents (docs/coordination.md): ``direct`` — the
+cheapest able agent; the others are the multi-agent protocols of DESIGN §6."""
 AGENT_STEP_KINDS = frozenset({"robot", "human", "ai"})
 """Step kinds carried out by an agent (allocated, assigned, reported on)."""
 
@@ -125,10 +139,20 @@ class Step(_Model):
     after: tuple[Identifier, ...] = ()
     when: str | None = Field(default=None, max_length=1024)
     resources: tuple[Identifier, ...] = ()
+    hold_until: dict[Identifier, Identifier] = Field(default_factory=dict, max_length=64)
+    """Resources held past this step: ``{resource: later_step}`` keeps the resource held by
+    the workflow until that later step ends (``_resources_spec``, ``_resources``)."""
+    alternatives: dict[Identifier, tuple[Identifier, ...]] = Field(
+        default_factory=dict, max_length=64)
+    """Other resources that serve instead of one it claims (``{zone_a: [zone_b]}``): what
+    the ``negotiation`` and ``reallocation`` strategies may move the claim to."""
     inputs: dict[Identifier, str] = Field(default_factory=dict)
     """Data flow: ``{local_name: "step_id.output_name"}``."""
     outputs: tuple[Identifier, ...] = ()
     """Outputs the step must report; checked at validation (missing → the step fails)."""
+    sets: dict[Identifier, Identifier] = Field(default_factory=dict, max_length=64)
+    """Workflow variables the step writes when done: ``{variable: output}``, each output
+    one of ``outputs`` (``edge_runtime.core._consistency``: concurrent writes)."""
     condition: str | None = Field(default=None, max_length=1024)
     """Decision steps: CEL on ``data`` and ``outputs``."""
     then: tuple[Identifier, ...] = Field(default=(), alias="then")
@@ -139,6 +163,14 @@ class Step(_Model):
     """Wait steps: the operator signal that ends the wait."""
     participants: tuple[Identifier, ...] = ()
     """Sync steps: the steps whose agents must all arrive at the barrier."""
+    team: tuple[TeamMember, ...] = Field(default=(), max_length=64)
+    """Coalition steps: the members it needs at once (``_coalition_spec``); empty: one agent."""
+    vote: VoteSpec | None = None
+    """Decision steps: put to a vote of agents when the workflow runs ``consensus``
+    (``_consensus_spec``)."""
+    composite: CompositeSpec | None = None
+    """A step its agent (a team lead) splits among a team when the workflow runs
+    ``hierarchical`` (``_hierarchy_spec``)."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
@@ -151,12 +183,22 @@ class Template(_Model):
     name: Identifier
     version: int = Field(default=1, ge=1, le=1_000_000)
     description: str = Field(default="", max_length=4096)
+    coordination: Protocol = "direct"
+    """The allocation protocol of its workflows (a workflow may override it when created,
+    and a hub ``set_coordination`` later)."""
     on_failure: Literal["fail", "compensate"] = "fail"
     """What a workflow does when it fails: just fail, or first roll back (saga)."""
     data: dict[str, Any] = Field(default_factory=dict)
     """Default workflow variables; a workflow's own ``data`` overrides them key by key."""
+    conflict_strategies: dict[str, Strategy] = Field(default_factory=dict, max_length=16)
+    """Rule or conflict type -> strategy for contention conflicts its workflows' claims
+    raise; overrides ``CoreConfig.conflict_strategies`` (``_strategies_config``)."""
     steps: tuple[Step, ...] = Field(min_length=1, max_length=256)
+    allocation: AllocationPolicy = Field(default_factory=AllocationPolicy)
+    """Overrides of the facility's work-queue policy for its steps (``_alloc_spec``)."""
 
+    # Read through ``__pydantic_private__`` (a slot) in the hot lookups below: a plain
+    # ``self._index`` goes through pydantic's ``__getattr__``, ~1.5 µs a call.
     _index: dict[str, int] = PrivateAttr(default_factory=dict)
     _preds: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
     _branch_of: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -164,6 +206,7 @@ class Template(_Model):
 
     @model_validator(mode="after")
     def _check_graph(self) -> Template:
+        check_strategies(self.conflict_strategies)
         index: dict[str, int] = {}
         for i, step in enumerate(self.steps):
             if step.id in index:
@@ -194,6 +237,9 @@ class Template(_Model):
                 mine.append(ref(i, f"inputs.{name}", sid))
             for p in step.participants:
                 mine.append(ref(i, "participants", p))
+                if self.steps[index[p]].team:
+                    raise ValueError(f"steps[{i}].participants: {p!r} is a coalition step "
+                                     "(its members meet at the step itself)")
                 if self.steps[index[p]].kind not in AGENT_STEP_KINDS:
                     raise ValueError(f"steps[{i}].participants: {p!r} is not done by an agent")
                 if p in sync_of:
@@ -202,6 +248,12 @@ class Template(_Model):
                                      f"sync step {sync_of[p]!r}")
                 sync_of[p] = step.id
             self._check_kind(i, step)
+            check_team(i, step)
+            check_alternatives(i, step.resources, step.alternatives)
+            if step.vote is not None:
+                check_vote(i, step.vote, self.steps, index)
+            if step.composite is not None:
+                check_composite(i, step.kind, step.composite)
             for field in ("then", "otherwise"):
                 for target in getattr(step, field):
                     ref(i, "else" if field == "otherwise" else field, target)
@@ -225,6 +277,7 @@ class Template(_Model):
         if cycle:
             names = [edge[0] for edge in cycle] + [cycle[0][0]]
             raise ValueError(f"steps: dependency cycle {' -> '.join(names)}")
+        check_holds(self.steps, graph)
         self._index = index
         self._preds = {s: tuple(dict.fromkeys(ps)) for s, ps in preds.items()}
         self._branch_of = branch_of
@@ -234,8 +287,15 @@ class Template(_Model):
     @staticmethod
     def _check_kind(i: int, step: Step) -> None:
         where = f"steps[{i}]"
-        if step.kind == "decision" and step.condition is None:
-            raise ValueError(f"{where}.condition: a decision step needs a condition")
+        for name, output in step.sets.items():
+            if step.kind not in AGENT_STEP_KINDS:
+                raise ValueError(f"{where}.sets: only agent steps write workflow variables")
+            if output not in step.outputs:
+                raise ValueError(f"{where}.sets.{name}: {output!r} is not one of its outputs")
+        if step.kind == "decision" and step.condition is None and step.vote is None:
+            raise ValueError(f"{where}.condition: a decision step needs a condition or a vote")
+        if step.kind != "decision" and step.vote is not None:
+            raise ValueError(f"{where}.vote: only decision steps are voted on")
         if step.kind != "decision" and (step.condition or step.then or step.otherwise):
             raise ValueError(f"{where}.condition: only decision steps have condition/then/else")
         if step.kind == "wait" and (step.duration_s is None) == (step.signal is None):
@@ -252,24 +312,24 @@ class Template(_Model):
 
     def step(self, step_id: str) -> Step:
         """The step ``step_id`` (``KeyError`` if unknown)."""
-        return self.steps[self._index[step_id]]
+        return self.steps[_private(self)["_index"][step_id]]
 
     def position(self, step_id: str) -> int:
         """Where ``step_id`` stands in ``steps`` (allocation order among a workflow's steps);
         a compensation step (not declared) comes after every declared one."""
-        return self._index.get(step_id, 1000 + len(step_id))
+        return _private(self)["_index"].get(step_id, 1000 + len(step_id))
 
     def branch_owner(self, step_id: str) -> str | None:
         """The decision step whose ``then``/``else`` branch holds ``step_id``, if any."""
-        return self._branch_of.get(step_id)
+        return _private(self)["_branch_of"].get(step_id)
 
     def sync_point(self, step_id: str) -> str | None:
         """The sync step whose ``participants`` list ``step_id``, if any (at most one)."""
-        return self._sync_of.get(step_id)
+        return _private(self)["_sync_of"].get(step_id)
 
     def predecessors(self, step_id: str) -> tuple[str, ...]:
         """Steps that must end before ``step_id`` may start (every dependency type)."""
-        return self._preds[step_id]
+        return _private(self)["_preds"][step_id]
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -303,3 +363,17 @@ def parse_template(source: str | Mapping[str, Any], where: str = "") -> Template
         msg = str(err["msg"]).removeprefix("Value error, ")
         path = _path(tuple(err["loc"]))
         raise TemplateError(f"{where}{path}: {msg}" if path else f"{where}{msg}") from None
+
+
+class _Graph(TypedDict):
+    """A validated template's private attributes (its dependency graph, indexed)."""
+
+    _index: dict[str, int]
+    _preds: dict[str, tuple[str, ...]]
+    _branch_of: dict[str, str]
+    _sync_of: dict[str, str]
+
+
+def _private(template: Template) -> _Graph:
+    """The template's private attributes (always set once it is validated)."""
+    return template.__pydantic_private__  # type: ignore[return-value]

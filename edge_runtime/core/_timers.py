@@ -1,7 +1,9 @@
 """Timers (time is an input): what a due timer means, and re-arming them after a restart.
 
 Timer ids say what they are for: ``liveness:<agent>``, ``retry:<wf>/<step>``,
-``timeout:<wf>/<step>``, ``wait:<wf>/<step>``, ``stall:<wf>/<step>`` and ``deadline:<wf>``.
+``timeout:<wf>/<step>``, ``wait:<wf>/<step>``, ``stall:<wf>/<step>``, ``vote:<wf>/<step>``,
+``alloc:batch`` (the batch window, ``_batch``),
+``auction:<cfp>`` and ``deadline:<wf>``.
 A timer for something that moved on
 (the step finished, the workflow was archived) changes nothing.
 """
@@ -14,6 +16,8 @@ from typing import Any
 
 from edge_runtime.core._agents import Agents
 from edge_runtime.core._allocation import Allocation
+from edge_runtime.core._auction import Auctions, auction_timers
+from edge_runtime.core._consensus import Consensus
 from edge_runtime.core._context import Context
 from edge_runtime.core._flow import Flow
 from edge_runtime.core._machine import WORKFLOW_TERMINAL
@@ -39,6 +43,11 @@ class Restarted:
 class Timers:
     """Handles ``TimerFired`` and ``Restarted``."""
 
+    consensus: Consensus | None = None
+    """Set by the core: closes votes at their deadline (``_consensus``)."""
+    auctions: Auctions | None = None
+    """Set by the core: ``auction:<cfp>`` closes bidding, withdraws awards (``_auction``)."""
+
     def __init__(
         self, agents: Agents, flow: Flow, allocation: Allocation, recovery: Recovery,
         temporal: TemporalRules,
@@ -58,6 +67,12 @@ class Timers:
         kind, _, rest = m.timer_id.partition(":")
         if kind == "liveness":
             self.agents.silent(ctx, rest)
+            return
+        if kind == "alloc":  # the batch window ended (_batch)
+            self.allocation.allocate_waiting(ctx)
+            return
+        if kind == "auction" and self.auctions is not None:
+            self.auctions.fired(ctx, rest)
             return
         if kind == "deadline":
             deadlined = ctx.state.workflows.get(rest)
@@ -84,6 +99,8 @@ class Timers:
                 self.allocation.allocate_waiting(ctx)
         elif kind == "stall":
             self.temporal.stalled(ctx, wf, st)
+        elif kind == "vote" and self.consensus is not None:
+            self.consensus.expired(ctx, wf, st)
         elif (
             kind == "wait" and st.state == "executing" and st.wait_until is not None
             and st.wait_until <= now
@@ -99,6 +116,8 @@ class Timers:
                 self.agents.arm_liveness(ctx, agent)
         for timer_id, at in armed_timers(state).items():
             ctx.set_timer(timer_id, at)
+        if self.allocation.batch is not None:  # a batch window's timer (_batch)
+            self.allocation.batch.rearm(ctx)
         # Finished workflows a log from before archiving (or archive_terminal=False) left.
         ctx.archivable.extend(
             wid for wid, wf in state.workflows.items() if wf.state in ("completed", "cancelled")
@@ -125,4 +144,7 @@ def armed_timers(state: FacilityState) -> dict[str, float]:
                 timers[f"wait:{key}"] = st.wait_until
             if st.stall_at is not None:
                 timers[f"stall:{key}"] = st.stall_at
+            if st.ballot is not None and st.state == "executing" and "result" not in st.ballot:
+                timers[f"vote:{key}"] = st.ballot["deadline"]
+    timers.update(auction_timers(state))
     return timers

@@ -59,6 +59,10 @@ class WorkflowView:
     """Unix seconds of the creating event (from its hybrid logical clock)."""
     ended_at: float | None = None
     """Unix seconds of the event that ended it; ``None`` while it runs."""
+    coordination: str = "direct"
+    """Its allocation protocol (docs/coordination.md)."""
+    allowed_agents: tuple[str, ...] | None = None
+    """Only these agents may take part in it; ``None``: any able agent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,8 @@ class AgentView:
     battery: float | None
     task: tuple[str, str] | None
     available: bool
+    queued: tuple[tuple[str, str], ...] = ()
+    """``(workflow_id, step_id)`` queued on it, next first (work queues)."""
 
 
 def _step_view(st: StepRun) -> StepView:
@@ -95,6 +101,7 @@ def workflow_view(wf: WorkflowRun) -> WorkflowView:
         wf.deadline, dict(wf.data), {sid: _step_view(st) for sid, st in wf.steps.items()},
         tuple(wf.awaiting), tuple(wf.depends_on), tuple(wf.checkpoints),
         wf.rollback is not None, wf.reason, _seconds(wf.created_hlc), _seconds(wf.ended_hlc),
+        wf.coordination, None if wf.allowed_agents is None else tuple(wf.allowed_agents),
     )
 
 
@@ -109,7 +116,7 @@ def encode_workflow_record(wf: WorkflowRun) -> bytes:
         _RECORD_FORMAT, wf.id, wf.template.name, wf.template.version, wf.state, wf.history,
         wf.priority, wf.deadline, wf.data, steps, wf.awaiting, wf.depends_on,
         list(wf.checkpoints), wf.rollback is not None, wf.reason, _seconds(wf.created_hlc),
-        _seconds(wf.ended_hlc),
+        _seconds(wf.ended_hlc), wf.coordination, wf.allowed_agents,
     ], use_bin_type=True)
 
 
@@ -120,11 +127,14 @@ def decode_workflow_record(raw: bytes) -> WorkflowView:
         if not isinstance(row, list) or row[0] != _RECORD_FORMAT:
             raise ValueError(f"format {row[0] if isinstance(row, list) else '?'}")
         (_, wid, template, version, state, history, priority, deadline, data, steps,
-         awaiting, depends_on, checkpoints, rolling_back, reason, created_at, ended_at) = row
+         awaiting, depends_on, checkpoints, rolling_back, reason, created_at, ended_at) = row[:17]
+        # Records written before coordination existed end there: direct, any agent.
+        coordination, allowed = row[17:19] if len(row) > 17 else ("direct", None)
         return WorkflowView(
             wid, template, version, state, history, priority, deadline, data,
             {s[0]: StepView(*s) for s in steps}, tuple(awaiting), tuple(depends_on),
-            tuple(checkpoints), rolling_back, reason, created_at, ended_at,
+            tuple(checkpoints), rolling_back, reason, created_at, ended_at, coordination,
+            None if allowed is None else tuple(allowed),
         )
     except Exception as exc:  # msgpack and unpacking raise many types: all mean "not a record"
         raise CoreError(f"not a workflow record: {exc}") from None
@@ -134,5 +144,5 @@ def agent_view(agent: Agent) -> AgentView:
     """Copy ``agent`` into a view."""
     return AgentView(
         agent.id, agent.kind, tuple(sorted(agent.caps)), agent.online, agent.status,
-        agent.node, agent.battery, agent.task, agent.available,
+        agent.node, agent.battery, agent.task, agent.available, tuple(agent.queued),
     )

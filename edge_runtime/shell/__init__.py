@@ -13,6 +13,7 @@ from edge_runtime.shell._metrics import EdgeMetrics
 from edge_runtime.shell._mqtt import BufferedClient
 from edge_runtime.shell._runtime import EdgeRuntime
 from edge_runtime.shell._timers import TimerHeap
+from edge_runtime.shell._wiring import map_cost
 
 __all__ = [
     "REJECT_REASONS",
@@ -26,4 +27,5 @@ __all__ = [
     "Reject",
     "TimerHeap",
     "VdaInbound",
+    "map_cost",
 ]

@@ -256,7 +256,8 @@ class VdaBridge:
                 result.inputs.append(AgentConn(
                     agent_id=item.serial_number, online=True, kind="robot",
                     capabilities=list(self.capabilities),
-                    liveness_s=min(3600.0, self.master.liveness_s), ts=now))
+                    liveness_s=min(3600.0, self.master.liveness_s), ts=now,
+                    bids=False))  # an AGV cannot bid: the core bids for it (contract net)
             elif isinstance(item, VdaAgvLost):
                 result.inputs.append(AgentConn(agent_id=item.serial_number, online=False,
                                                ts=now))
