@@ -24,6 +24,7 @@ from broker._passwd import (
     hash_password,
     verify_password,
 )
+from broker._private_file import locked_file, write_private
 from broker._process import (
     BrokerProcess,
     BrokerStartError,
@@ -60,6 +61,7 @@ __all__ = [
     "find_mosquitto",
     "free_port",
     "hash_password",
+    "locked_file",
     "mosquitto",
     "mosquitto_acl",
     "mqtt_ready",
@@ -70,4 +72,5 @@ __all__ = [
     "topic_matches",
     "verify_password",
     "write_mosquitto_config",
+    "write_private",
 ]

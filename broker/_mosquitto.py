@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker._acl import Identity, rules
-from broker._passwd import PasswordFile, write_private
+from broker._passwd import PasswordFile
+from broker._private_file import write_private
 from topics import check_identifier, edge_topic
 
 __all__ = ["Bridge", "mosquitto_acl", "write_mosquitto_config"]

@@ -158,7 +158,8 @@ def _check_exactly_once(events: list[Event], commands: set[str], workflows: set[
 
 def _run(broker: Broker, edge: Edge, vda: bool) -> None:
     """Three waves of workflows; the broker is stopped (SIGTERM, then SIGKILL) right after
-    the second and third waves are sent, while the first ones are being carried out."""
+    the second and third waves are sent, while the first ones are being carried out (and
+    once or twice more if the edge happened to answer a wave before its broker went)."""
     with ExitStack() as stack:
         stack.enter_context(_fleet(broker.port))
         agv = _agv(broker.port) if vda else None
@@ -169,7 +170,10 @@ def _run(broker: Broker, edge: Edge, vda: bool) -> None:
         for f in sent.values():
             f.result(30)
         time.sleep(1.0)  # steps are under way
-        for tag, sig in (("b", signal.SIGTERM), ("c", signal.SIGKILL)):
+        for tag, sig in (("b", signal.SIGTERM), ("c", signal.SIGKILL), ("d", signal.SIGKILL),
+                         ("e", signal.SIGKILL)):
+            if tag in "de" and hub.stats.resent:
+                break  # commands were caught in flight: what the test is about
             sent |= _wave(hub, 3, vda, tag)
             time.sleep(0.05)  # the first copies are on their way
             broker.restart(sig)

@@ -51,3 +51,17 @@ def test_an_inconsistent_agent_policy_is_refused() -> None:
     with pytest.raises(CoreError, match="r1 both preferred and forbidden"):
         load_template({"name": "p", "steps": [{"id": "s", "kind": "robot", "agents": {
             "preferred": ["r1"], "forbidden": ["r1"]}}]})
+
+
+def test_a_step_nobody_can_take_does_not_hold_up_steps_behind_it() -> None:
+    """A robot step waiting with no robot online does not keep a later human step from
+    the idle person (no head-of-line blocking across kinds)."""
+    robot = load_template({"name": "robot_job", "steps": [{"id": "r", "kind": "robot"}]})
+    human = load_template({"name": "human_job", "steps": [{"id": "h", "kind": "human"}]})
+    fl = ScriptedFleet(Core("f1", {"robot_job": robot, "human_job": human}))
+    fl.agent("p1", "human", [])
+    fl.create("robot_job", "w1")
+    fl.create("human_job", "w2")
+    w1, w2 = fl.workflow("w1"), fl.workflow("w2")
+    assert w1 is not None and w1.steps["r"].state == "allocating"
+    assert w2 is not None and w2.steps["h"].agent == "p1"

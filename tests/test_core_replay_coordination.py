@@ -103,7 +103,7 @@ def _coordination_input(core: Core, data: st.DataObject, n: int, now: float) -> 
     state = core.state
     choice = data.draw(st.sampled_from(
         ["create", "protocol", "bid", "bid", "vote", "vote", "sub", "sub", "member", "member",
-         "member", "write", "write", "resolve", "stale", "low", "proxy"]))
+         "member", "write", "write", "resolve", "stale", "low", "proxy", "hub", "hub"]))
     wfs = sorted(state.workflows)
     if choice == "create" or not wfs:
         return HubCommand(command_id=f"c{n}", action="create_workflow", args={
@@ -121,6 +121,8 @@ def _coordination_input(core: Core, data: st.DataObject, n: int, now: float) -> 
                           action=data.draw(st.sampled_from(["pause_workflow", "resume_workflow"])),
                           args={"workflow_id": data.draw(st.sampled_from(wfs)),
                                 "expected_seq": data.draw(st.integers(0, state.seq + 1))})
+    if choice == "hub":  # the hub API's actions (tests/test_core_hub_commands.py)
+        return _hub_action(core, data, n, wfs)
     if choice == "low":
         aid, _ = data.draw(st.sampled_from(AGENTS))
         return AgentState(agent_id=aid, ts=now, battery=data.draw(st.sampled_from([5, 95])),
@@ -184,6 +186,39 @@ def _coordination_input(core: Core, data: st.DataObject, n: int, now: float) -> 
             args["choice"] = pick
         return HubCommand(command_id=f"c{n}", action="resolve_conflict", args=args)
     return None
+
+
+def _hub_action(core: Core, data: st.DataObject, n: int, wfs: list[str]) -> HubCommand:
+    """update_workflow, recover, list_checkpoints, sync_arrival or a scoped stop/release."""
+    wid = data.draw(st.sampled_from(wfs))
+    wf = core.state.workflows[wid]
+    kind = data.draw(st.sampled_from(["update", "recover", "list", "sync", "stop", "release",
+                                      "checkpoint"]))
+    args: dict[str, Any] = {"workflow_id": wid}
+    if kind == "update":
+        args.update(data.draw(st.sampled_from([
+            {"priority": 3}, {"data": {"level": 2}}, {"deadline": 1100.0},
+            {"clear_deadline": True}])))
+        return HubCommand(command_id=f"c{n}", action="update_workflow", args=args)
+    if kind == "recover":
+        args["strategy"] = data.draw(st.sampled_from(
+            ["automatic_retry", "checkpoint_restore", "partial_rollback"]))
+        if args["strategy"] == "partial_rollback" and wf.checkpoints:
+            args["checkpoint_id"] = data.draw(st.sampled_from(sorted(wf.checkpoints)))
+        return HubCommand(command_id=f"c{n}", action="recover", args=args)
+    if kind == "checkpoint":
+        return HubCommand(command_id=f"c{n}", action="checkpoint", args=args)
+    if kind == "list":
+        return HubCommand(command_id=f"c{n}", action="list_checkpoints", args=args)
+    if kind == "sync":
+        args["step_id"] = data.draw(st.sampled_from(sorted(wf.steps)))
+        args["agent_id"] = data.draw(st.sampled_from([a for a, _ in AGENTS]))
+        return HubCommand(command_id=f"c{n}", action="sync_arrival", args=args)
+    zone = {"zone": data.draw(st.sampled_from([None, "cold"]))}
+    if kind == "stop":
+        return HubCommand(command_id=f"c{n}", action="facility_stop",
+                          args={**zone, "reason": "drill"})
+    return HubCommand(command_id=f"c{n}", action="facility_release", args=zone)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -286,6 +286,12 @@ class HubCommand(Message):
         "checkpoint",
         "resolve_conflict",
         "set_coordination",
+        "update_workflow",
+        "recover",
+        "list_checkpoints",
+        "sync_arrival",
+        "facility_stop",
+        "facility_release",
     ]
     args: Data = Field(default_factory=dict)
     consistency: Literal["strong", "eventual", "bounded_staleness"] = "eventual"

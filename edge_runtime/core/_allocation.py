@@ -80,8 +80,13 @@ class Allocation:
             return  # queued on a busy agent (_workqueues)
         if agent is not None:
             self.assign(ctx, wf, st, agent)
-        else:
-            ctx.emit("step_ready", wf.id, {"step": st.id})
+            return
+        behind = bool(queue) and not wf.step_key(st) < queue[0]
+        ctx.emit("step_ready", wf.id, {"step": st.id})
+        if behind and ctx.state.idle.get(st.spec.kind):
+            # The steps ahead wait for something else (no able agent, a held resource): a
+            # free agent goes to the first step in line that can take it — maybe this one.
+            self.allocate_waiting(ctx)
 
     def pick(
         self, ctx: Context, wf: WorkflowRun, st: StepRun, *,

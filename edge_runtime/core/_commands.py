@@ -25,7 +25,9 @@ from edge_runtime.core._confirm import Confirmations
 from edge_runtime.core._conflict import Conflicts
 from edge_runtime.core._context import Context
 from edge_runtime.core._errors import CoreError, DependencyCycle, UnknownEntity
+from edge_runtime.core._facility_stop import FacilityStops
 from edge_runtime.core._flow import Flow
+from edge_runtime.core._hub_actions import HubActions
 from edge_runtime.core._lifecycle import Lifecycle
 from edge_runtime.core._lookup import find_step, find_workflow
 from edge_runtime.core._machine import WORKFLOW_TERMINAL
@@ -70,6 +72,9 @@ class HubCommands:
             "set_coordination": self.set_coordination,
             "operator_action": self.operator.act,
             **conflicts.actions(),
+            # update_workflow, recover, list_checkpoints, sync_arrival; the scoped stop
+            **HubActions(lifecycle, flow, allocation, sync, self.operator).actions(),
+            **FacilityStops(conflicts, allocation).actions(),
         }
 
     def handlers(self) -> dict[type, Callable[[Context, Any], None]]:

@@ -14,6 +14,8 @@ them. This module has the safety rules; each is checked when what it reads chang
   robots the conflict paused are told to resume.
 - ``command_refused`` — an agent refused, or did not honour, a cancel or a pause
   (``edge_runtime.core._confirm``): escalated to an operator at once.
+- ``facility_stop`` — a supervisor's scoped safety stop (``_facility_stop``): the robots in
+  scope paused until ``facility_release``.
 
 Safety conflicts are never settled by priority: the condition rules resolve only when the
 condition clears (``resolve_conflict`` refuses them while it holds); escalated ones are
@@ -51,6 +53,12 @@ class Conflicts:
         self.choosers: dict[str, Callable[[Context, Conflict, str, str], None]] = {}
         """Rule -> what carries out ``resolve_conflict``'s ``choice`` (a strategy) and
         resolves the conflict (``_strategies``); rules not here take no choice."""
+        self.agent_hooks: list[Callable[[Context, Agent], None]] = []
+        """Rules that also look at each agent ``check_agent`` looks at (``_facility_stop``:
+        a robot entering a stopped zone)."""
+        self.holders: list[Callable[[Context, Agent], Conflict | None]] = []
+        """What may still hold a robot whose stopping conflict is resolved: it passes to
+        that conflict (stays paused) instead of being resumed (``_facility_stop``)."""
 
     def actions(self) -> dict[str, Callable[[Context, HubCommand], dict[str, Any]]]:
         """The hub command actions this component serves."""
@@ -83,6 +91,8 @@ class Conflicts:
             zones.update(zones_of.get(old_node or "", ()))
             for zone in sorted(zones):
                 self._check_zone(ctx, zone)
+        for hook in self.agent_hooks:
+            hook(ctx, agent)
         return any(key not in open_ for key in before)
 
     def _check_zone(self, ctx: Context, zone: str) -> None:
@@ -134,6 +144,10 @@ class Conflicts:
         ctx.emit("conflict_detected", workflow_id, data)
         return ctx.state.conflicts[conflict_id]
 
+    def stop_agent(self, ctx: Context, conflict: Conflict, robot: str) -> None:
+        """Pause ``robot`` for ``conflict`` (``_facility_stop``)."""
+        self._stop(ctx, conflict, robot)
+
     def _stop(self, ctx: Context, conflict: Conflict, robot: str) -> None:
         """Pause ``robot`` for ``conflict`` (an agent-wide pause: whatever it is doing)."""
         cmd = f"s{ctx.state.seq + 1}-{robot}"[:64]
@@ -147,6 +161,12 @@ class Conflicts:
         ctx.emit("conflict_resolved", None, {"id": conflict.id, "resolution": resolution[:512],
                                              "at": ctx.now})
         for robot in stopped:
+            held = next((h for f in self.holders
+                         if (h := f(ctx, ctx.state.agents[robot])) is not None), None)
+            if held is not None:  # another conflict still holds it: it stays paused
+                ctx.emit("agent_stopped", None, {"agent": robot, "conflict": held.id,
+                                                 "cmd": ""})
+                continue
             ctx.send(robot, Resume.model_construct(
                 command_id=f"u{ctx.state.seq}-{robot}"[:64], ts=ctx.now, workflow_id=None,
                 step_id=None))

@@ -36,6 +36,7 @@ __all__ = ["GUARDED_ACTIONS", "ConsistencyRules"]
 GUARDED_ACTIONS = frozenset({
     "cancel_workflow", "pause_workflow", "resume_workflow", "operator_action",
     "add_dependency", "checkpoint", "set_coordination",
+    "update_workflow", "recover", "sync_arrival",  # _hub_actions
 })
 """Hub command actions on an existing workflow: they take ``expected_seq`` and may be
 stale."""

@@ -21,6 +21,7 @@ from edge_runtime.core._contention_events import ContentionEvents
 from edge_runtime.core._errors import CoreError
 from edge_runtime.core._event import Event
 from edge_runtime.core._hierarchy_events import HierarchyEvents
+from edge_runtime.core._hub_action_events import HubActionEvents
 from edge_runtime.core._lifecycle import Lifecycle
 from edge_runtime.core._recovery_events import RecoveryEvents
 from edge_runtime.core._state import (
@@ -38,6 +39,7 @@ _Applier = Callable[[WorkflowRun | None, dict[str, Any], Event], None]
 class Projection(
     ConfirmationEvents, ConflictEvents, ConsensusEvents, HierarchyEvents, ContentionEvents,
     AuctionEvents, WorkQueueEvents, ConsistencyEvents, CoalitionEvents, RecoveryEvents,
+    HubActionEvents,
 ):
     """Applies the facility's events, in seq order, to its ``FacilityState``."""
 

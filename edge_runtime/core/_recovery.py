@@ -127,6 +127,6 @@ class Recovery:
         assignments = {sid: st.agent for sid, st in wf.steps.items() if st.agent is not None}
         ctx.emit("checkpoint_taken", wf.id, {
             "id": cp_id, "label": label, "state": wf.state, "data": wf.data, "steps": steps,
-            "holds": holds, "assignments": assignments,
+            "holds": holds, "assignments": assignments, "at": ctx.now,
         })
         return cp_id

@@ -1,0 +1,85 @@
+"""The hub's MQTT link (paho, one network thread): it subscribes to every facility's
+``edge/events``, ``edge/status`` and ``edge/errors`` and publishes ``edge/cmd``.
+
+Callbacks never block or raise: they put a ``LinkItem`` on the worker's queue and return.
+A clean session: what the broker drops while the hub is away is replayed from the edges'
+logs (gap detection), not kept by the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import ssl
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud_hub._config import HubConfig
+
+__all__ = ["SUBSCRIPTIONS", "Link", "LinkItem"]
+
+_log = logging.getLogger("fleetflow.hub")
+
+SUBSCRIPTIONS = [("fleetflow/v1/+/edge/events", 1), ("fleetflow/v1/+/edge/status", 1),
+                 ("fleetflow/v1/+/edge/errors", 0)]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkItem:
+    """What the network thread hands the worker."""
+
+    kind: Literal["up", "down", "message"]
+    topic: str = ""
+    payload: bytes = b""
+    retained: bool = False
+
+
+class Link:
+    """One paho client; ``start()`` connects in the background and keeps reconnecting."""
+
+    def __init__(self, config: HubConfig, inbox: queue.SimpleQueue[Any]) -> None:
+        self._config, self._inbox = config, inbox
+        self.connected = False
+        """Subscribed (set by the worker when it sees ``up``; read anywhere)."""
+        c = self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
+            client_id=config.client_id or f"fleetflow-hub-{secrets.token_hex(4)}")
+        if config.username is not None:
+            c.username_pw_set(config.username, config.password)
+        if config.tls or config.tls_ca or config.tls_cert:
+            c.tls_set(ca_certs=config.tls_ca, certfile=config.tls_cert,
+                      keyfile=config.tls_key, cert_reqs=ssl.CERT_REQUIRED)
+        c.reconnect_delay_set(min_delay=1, max_delay=10)
+        c.max_inflight_messages_set(0)
+        c.max_queued_messages_set(0)
+        c.on_connect = self._on_connect
+        c.on_subscribe = lambda *_a: inbox.put(LinkItem("up"))
+        c.on_disconnect = lambda *_a: inbox.put(LinkItem("down"))
+        c.on_message = self._on_message
+
+    def start(self) -> None:
+        self._client.connect_async(self._config.host, self._config.port,
+                                   keepalive=self._config.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Queue a publish (paho's thread sends it; nothing is sent while disconnected —
+        the command outbox resends when the link is up again)."""
+        self._client.publish(topic, payload, qos=qos)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._inbox.put(LinkItem("down", topic=str(reason)))
+            return
+        client.subscribe(SUBSCRIPTIONS)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put(LinkItem("message", msg.topic, bytes(msg.payload), bool(msg.retain)))

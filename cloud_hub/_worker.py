@@ -1,0 +1,275 @@
+"""The hub's worker thread: the one owner of the replicas, the outbox and the facility
+marks. Each round takes what the link queued (up to ``batch_max`` messages), applies it,
+writes everything in one synced ``WriteBatch``, and only then settles waiting writers,
+publishes, refreshes the read views and tells the change-feed listeners (group commit:
+nothing is acknowledged before it is durable)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from cloud_hub._cache import WorkflowLru
+from cloud_hub._commands import CommandBook, Waiters
+from cloud_hub._config import HubConfig
+from cloud_hub._facilities import Marks
+from cloud_hub._ingest import Applied, Ingest
+from cloud_hub._link import Link, LinkItem
+from cloud_hub._model import ChangeOut, CommandOut, FacilityOut
+from cloud_hub._store import HubStore, hexn
+from cloud_hub._view import event_out
+from edge_runtime.core import Event
+from topics import (
+    DEFAULT_LIMITS,
+    EdgeTopic,
+    HubCommand,
+    ProtocolError,
+    check_edge_event,
+    check_size,
+    decode_edge_event,
+    decode_edge_status,
+    decode_error_report,
+    edge_topic,
+    encode,
+    parse_topic,
+    unpack_edge_event,
+)
+
+__all__ = ["Submit", "SyncAsk", "Worker"]
+
+_log = logging.getLogger("fleetflow.hub")
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """A new command from an API thread."""
+
+    cmd: CommandOut
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAsk:
+    """Ask these facilities' edges to replay what the hub lacks, now."""
+
+    facilities: tuple[str, ...]
+
+
+def read_event(payload: bytes) -> tuple[str, Event]:
+    """The facility and event of an ``edge/events`` payload, validated as the edge checks
+    what it streams (``check_edge_event``: the model's rules without building the model);
+    any other encoding goes through ``decode_edge_event``. ``ProtocolError`` if invalid."""
+    try:
+        seq, hlc, facility, kind, wid, data = unpack_edge_event(payload)
+        event = Event(seq, hlc, kind, wid, data)
+        check_size(payload, DEFAULT_LIMITS, "edge_event message")
+        check_edge_event(event, facility)
+    except ProtocolError:
+        wire = decode_edge_event(payload)  # a map body …, or its precise refusal
+        return wire.facility, Event(wire.seq, wire.hlc, wire.kind, wire.workflow_id,
+                                    dict(wire.data))
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise ProtocolError("schema", f"edge_event message: {exc}") from None
+    return facility, event
+
+
+class Worker:
+    """Runs rounds until ``None`` arrives on ``inbox``."""
+
+    def __init__(self, config: HubConfig, store: HubStore, ingest: Ingest, book: CommandBook,
+                 waiters: Waiters, lru: WorkflowLru, inbox: queue.SimpleQueue[Any]) -> None:
+        self.config, self.store, self.ingest, self.book = config, store, ingest, book
+        self.waiters, self.lru, self.inbox = waiters, lru, inbox
+        self.link = Link(config, inbox)
+        self.marks: dict[str, Marks] = {}
+        self.facilities: dict[str, FacilityOut] = {}
+        """Copy-on-write: replaced whole after each round (API threads read it freely)."""
+        self.listeners: tuple[Callable[[ChangeOut], None], ...] = ()
+        self.applied_total = 0
+        self.rounds = 0
+        self.replays_asked = 0
+        self.failed: str | None = None
+        """Why the worker stopped on an error (the hub then refuses requests)."""
+        self.rate: deque[tuple[float, int]] = deque(maxlen=64)
+        """(time, applied_total) samples for the ingest rate."""
+
+    def load(self, now: float) -> None:
+        for k, raw in self.store.scan("facilities", b""):
+            f = k.decode()
+            self.marks[f] = Marks.unpack(f, raw)
+        self.ingest.load({f: m.applied for f, m in self.marks.items()})
+        for f, m in self.marks.items():
+            m.refresh(self.ingest.replica(f).applied, now)
+        self.book.load(now)
+        self._publish_views()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            now = time.time()
+            due = self.book.next_due()
+            wait = 0.2 if due is None else min(0.2, max(0.0, due - now))
+            items: list[Any] = []
+            try:
+                items.append(self.inbox.get(timeout=wait))
+                while len(items) < self.config.batch_max:
+                    items.append(self.inbox.get_nowait())
+            except queue.Empty:
+                pass
+            stop = None in items
+            try:
+                self.round([i for i in items if i is not None], time.time())
+            except Exception as exc:
+                # The replicas may be ahead of the store now: stop rather than serve a view
+                # the store does not back (a restart recovers from the store).
+                _log.exception("hub worker stopped")
+                self.failed = f"the hub's worker stopped: {exc}"
+                return
+            if stop:
+                return
+
+    def round(self, items: list[Any], now: float) -> None:
+        batch = self.store.batch()
+        out = Applied()
+        stored: list[CommandOut] = []
+        settled: list[CommandOut] = []
+        sends: list[tuple[str, bytes]] = []
+        for item in items:
+            if isinstance(item, LinkItem):
+                self._link_item(item, batch, now, settled, sends)
+            elif isinstance(item, Submit):
+                payload = self.book.submit(item.cmd, batch, now)
+                if payload is not None:
+                    self._mark(item.cmd.facility)
+                    stored.append(item.cmd)
+                    sends.append((item.cmd.facility, payload))
+                else:  # a command id already known: its fate as it stands
+                    raw = batch.get("commands", item.cmd.command_id.encode())
+                    if raw is not None:
+                        known = CommandOut.model_validate_json(raw)
+                        stored.append(known)
+                        if known.state != "pending":
+                            settled.append(known)
+            elif isinstance(item, SyncAsk):
+                for f in item.facilities:
+                    self._mark(f).replay_at = 0.0
+                    self._ask_replay(f, now, force=True)
+        self.ingest.apply(batch, out)
+        for facility, event in out.replies:
+            if (cmd := self.book.on_reply(facility, event, batch, now)) is not None:
+                settled.append(cmd)
+        for f, m in self.marks.items():
+            replica = self.ingest.replica(f)
+            m.broken = replica.broken
+            if replica.applied != m.applied:
+                m.refresh(replica.applied, now)
+                batch.put("facilities", f.encode(), m.pack())
+            else:
+                m.refresh(replica.applied, now)
+        self.store.commit(batch)
+        # --- durable: now acknowledge, publish, show ---
+        self.applied_total += len(out.changes)
+        self.rounds += 1
+        if not self.rate or now - self.rate[-1][0] >= 0.5:
+            self.rate.append((now, self.applied_total))
+        for cmd in stored:
+            self.waiters.stored(cmd)
+        for cmd in settled:
+            self.waiters.settled(cmd)
+        for w in out.workflows.values():
+            self.lru.update(w)
+        if self.link.connected:
+            sends.extend(self.book.due(now))
+            for f, payload in sends:
+                self.link.publish(edge_topic(f, "cmd"), payload)
+            for f in list(self.marks):
+                self._ask_replay(f, now)
+        self._publish_views()
+        if out.changes and self.listeners:
+            self._notify(out.changes)
+
+    def _mark(self, facility: str) -> Marks:
+        m = self.marks.get(facility)
+        if m is None:
+            m = self.marks[facility] = Marks(facility, fresh_at=time.time())
+        return m
+
+    def _link_item(self, item: LinkItem, batch: Any, now: float, settled: list[CommandOut],
+                   sends: list[tuple[str, bytes]]) -> None:
+        if item.kind == "up":
+            self.link.connected = True
+            for f in self.book.pending:
+                sends.extend((f, p) for p in self.book.all_of(f, now))
+            for m in self.marks.values():
+                m.replay_at = 0.0  # what the broker dropped meanwhile: ask at once
+            return
+        if item.kind == "down":
+            self.link.connected = False
+            return
+        try:
+            where = parse_topic(item.topic)
+            if not isinstance(where, EdgeTopic):
+                return
+            if where.kind == "events":
+                facility, event = read_event(item.payload)
+                if facility != where.facility:
+                    return
+                self.ingest.take(facility, event, item.payload)
+                m = self._mark(facility)
+                m.edge_seq = max(m.edge_seq, event.seq)
+                m.last_event_at = now
+            elif where.kind == "status":
+                status = decode_edge_status(item.payload)
+                m = self._mark(where.facility)
+                came_back = status.online and (item.retained or not m.online)
+                m.online = status.online
+                m.edge_seq = max(m.edge_seq, status.high_water_seq)
+                if came_back:
+                    sends.extend((where.facility, p)
+                                 for p in self.book.all_of(where.facility, now))
+            elif where.kind == "errors":
+                report = decode_error_report(item.payload)
+                if report.topic == edge_topic(where.facility, "cmd") and (
+                        cmd := self.book.on_report(where.facility, report, batch, now)):
+                    settled.append(cmd)
+        except ProtocolError as exc:
+            _log.info("hub ignored a message on %s: %s", item.topic, exc)
+
+    def _ask_replay(self, facility: str, now: float, *, force: bool = False) -> None:
+        """Ask ``facility``'s edge to re-publish from the first seq the hub lacks when a gap
+        is open (events buffered after it) or the edge is ahead and nothing moved."""
+        m, replica = self._mark(facility), self.ingest.replica(facility)
+        if replica.broken is not None or not self.link.connected:
+            return
+        lagging = m.edge_seq > replica.applied and now - m.progress_at >= \
+            self.config.replay_retry_s
+        if not force and not ((replica.buffer or lagging)
+                              and now - m.replay_at >= self.config.replay_retry_s):
+            return
+        m.replay_at = now
+        self.replays_asked += 1
+        start = replica.applied + 1
+        cmd = HubCommand(command_id=f"replay-{start}-{self.replays_asked}", action="replay",
+                         args={"from_seq": start}, ts=now)
+        self.link.publish(edge_topic(facility, "cmd"), encode(cmd))
+        _log.info("hub asked %s to replay from seq %d (edge at %d)", facility, start,
+                  m.edge_seq)
+
+    def _publish_views(self) -> None:
+        self.facilities = {f: m.out() for f, m in sorted(self.marks.items())}
+
+    def _notify(self, changes: list[tuple[int, bytes]]) -> None:
+        for token, payload in changes:
+            change = ChangeOut(token=hexn(token).decode(), event=event_out(payload))
+            for listener in self.listeners:
+                try:
+                    listener(change)
+                except Exception:  # a listener's bug must not stop the feed for others
+                    _log.exception("change listener failed")
