@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from test_edge_e2e import TEMPLATE as E2E_TEMPLATE
+
 from agents_sim.native import AgentSpec, FleetRunner
 from broker import free_port
 from cloud_hub import Hub, HubConfig, WorkflowOut
@@ -26,21 +28,8 @@ from edge_runtime.templates import load_templates
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-TEMPLATE = """\
-name: hub_pick
-steps:
-  - id: fetch
-    kind: robot
-    capabilities: [lift]
-    location: p1
-    estimated_duration_s: 1
-  - id: deliver
-    kind: robot
-    capabilities: [lift]
-    location: pack
-    estimated_duration_s: 1
-    after: [fetch]
-"""
+# The edge end-to-end tests' two-step pick, under its own name.
+TEMPLATE = E2E_TEMPLATE.replace("name: e2e_pick", "name: hub_pick")
 
 
 def write_templates(tmp: Path) -> Path:
