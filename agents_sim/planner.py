@@ -1,154 +1,168 @@
-"""A scripted stand-in for the cloud planner: it creates demo workflows over MQTT, as the hub
-would, and waits for edges to come online the way the hub learns of them.
+"""The demo planner: creates workflows through the hub's REST API, as a cloud planner would.
 
-``DemoPlanner`` sends a ``create_workflow`` hub command on ``edge/cmd`` every ``every_s``
-seconds, round-robin over facilities and templates, through a ``HubClient``: each command
-is resent until the edge's ``command_reply`` names it (docs/protocol.md, "Delivery").
-``HubClient`` is public for tests that need to send a hub command reliably and read the
-reply. ``wait_edge_online`` waits for an edge's retained online ``edge/status``. All log in
-as the hub user (role ``hub``), so they pass the broker's ACL exactly as the hub will.
-``fleetflow up`` uses them.
+``fleetflow up`` runs one ``DemoPlanner`` with a ``planner`` token: every ``every_s``
+seconds it sends ``POST /api/v1/workflows`` round-robin over facilities and templates.
+Writes go ``eventual`` (202 + a command id): the hub keeps the command in its durable
+outbox until the edge answers, so a slow or restarting edge never holds the planner up.
+``wait_api_ready`` polls the hub's ``/health`` until every facility's edge is online.
+
+Only the standard library (``urllib``) is used, so the planner carries no HTTP client
+dependency and never imports the hub: it sees the API exactly as any external client does.
+The MQTT stand-in hub that created workflows before the hub existed is
+``agents_sim.mqtt_hub`` (kept for tests of the edge's command delivery).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from agents_sim._hub_client import HubClient, HubCommandRefused, HubStats
-from topics import HubCommand, ProtocolError, decode_edge_status, edge_topic
-
-__all__ = ["DemoPlanner", "HubClient", "HubCommandRefused", "HubStats", "wait_edge_online"]
+__all__ = ["ApiAnswer", "DemoPlanner", "PlannerStats", "api_request", "wait_api_ready"]
 
 
-def _client(client_id: str, username: str | None, password: str | None) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv311)
-    if username is not None:
-        client.username_pw_set(username, password)
-    return client
+@dataclass(frozen=True, slots=True)
+class ApiAnswer:
+    """One HTTP answer: the status and the decoded JSON body (``None`` if it had none)."""
+
+    status: int
+    body: Any
 
 
-def wait_edge_online(
-    host: str,
-    port: int,
-    facility: str,
-    *,
-    username: str | None = "hub",
-    password: str | None = None,
-    timeout: float = 30.0,
-    give_up: Callable[[], bool] = lambda: False,
-    client_id: str | None = None,
-) -> bool:
-    """Wait until the edge of ``facility`` publishes its retained online status.
-
-    Returns True once it did; False after ``timeout`` seconds, or as soon as ``give_up()``
-    is true (checked five times a second: e.g. "the edge process exited").
-    """
-    online = threading.Event()
-
-    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            if decode_edge_status(bytes(msg.payload)).online:
-                online.set()
-        except ProtocolError:
-            pass  # not an edge status we can read: keep waiting for one
-
-    client = _client(client_id or f"edge-watch-{facility}", username, password)
-    client.on_connect = lambda c, *_: c.subscribe(edge_topic(facility, "status"), qos=1)
-    client.on_message = on_message
-    # Asynchronous: a broker that is still starting is retried by paho's loop.
-    client.connect_async(host, port)
-    client.loop_start()
+def api_request(url: str, method: str = "GET", *, token: str | None = None,
+                body: Any = None, headers: dict[str, str] | None = None,
+                timeout: float = 15.0) -> ApiAnswer:
+    """``method url`` with an optional bearer token and JSON body; any HTTP status is an
+    answer (4xx/5xx included), only a transport failure raises ``OSError``."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
-        deadline = time.monotonic() + timeout
-        while not online.wait(0.2):
-            if give_up() or time.monotonic() > deadline:
-                return False
-        return True
-    finally:
-        client.disconnect()
-        client.loop_stop()
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        decoded = json.loads(raw) if raw else None
+    except ValueError:
+        decoded = raw.decode(errors="replace")
+    return ApiAnswer(status, decoded)
+
+
+def wait_api_ready(url: str, facilities: int, *, timeout: float = 60.0,
+                   give_up: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
+    """Poll ``url/health`` until the hub answers and sees at least ``facilities`` edges
+    online; that health body, or ``None`` after ``timeout`` s or once ``give_up()`` is true
+    (checked five times a second: e.g. "a process we started exited")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not give_up():
+        try:
+            answer = api_request(f"{url}/health", timeout=2.0)
+        except OSError:
+            answer = None  # not listening yet
+        if (answer is not None and answer.status == 200 and isinstance(answer.body, dict)
+                and int(answer.body.get("online", 0)) >= facilities):
+            return answer.body
+        time.sleep(0.2)
+    return None
+
+
+@dataclass(slots=True)
+class PlannerStats:
+    """What the planner did: requests sent, accepted by the hub, refused, or not delivered."""
+
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0
+    unreachable: int = 0
+    last_error: str = ""
 
 
 class DemoPlanner:
     """Create a demo workflow every ``every_s`` seconds on a background thread.
 
     Workflow ``n`` (from 1) goes to ``facilities[n % len]`` from ``templates[n % len]``
-    with priority 1; ids are ``wf-{run}-{n}`` and commands ``demo-{run}-{n}``, where ``run``
-    is random per planner so that a restarted planner never repeats a command id. Each
-    command is resent until the edge replies (``hub`` does the delivery).
+    with priority 1; its id is ``wf-{run}-{n}``, where ``run`` is random per planner so that
+    a restarted planner never repeats an id.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        facilities: Sequence[str],
-        templates: Sequence[str],
-        *,
-        every_s: float,
-        username: str | None = "hub",
-        password: str | None = None,
-        client_id: str = "demo-planner",
-    ) -> None:
+    def __init__(self, api_url: str, token: str, facilities: Sequence[str],
+                 templates: Sequence[str], *, every_s: float) -> None:
         if not facilities or not templates:
             raise ValueError("a demo planner needs at least one facility and one template")
-        if every_s <= 0:
+        if not every_s > 0:
             raise ValueError("every_s must be positive")
+        self.api_url: str = api_url.rstrip("/")
+        """The hub's base URL (``http://host:port``)."""
         self.facilities: tuple[str, ...] = tuple(facilities)
-        """Where workflows are created, in turn."""
         self.templates: tuple[str, ...] = tuple(templates)
-        """Template names used in turn (latest version of each)."""
         self.every_s: float = every_s
-        """Seconds between two workflows."""
         self.run: str = secrets.token_hex(3)
-        """This planner's part of every workflow and command id."""
-        self.sent: int = 0
-        """Commands created so far (each is resent until answered)."""
-        self.hub = HubClient(host, port, self.facilities, username=username, password=password,
-                             client_id=client_id)
-        """The client that delivers the commands; its ``stats`` count replies and resends."""
+        """This planner's part of every workflow id."""
+        self.stats = PlannerStats()
+        self.created: list[str] = []
+        """Ids of the workflows the hub accepted, in order."""
+        self._token = token
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def command(self, n: int, now: float) -> tuple[str, HubCommand]:
-        """The topic and hub command of workflow ``n`` (pure: nothing is sent)."""
-        facility = self.facilities[n % len(self.facilities)]
-        template = self.templates[n % len(self.templates)]
-        return edge_topic(facility, "cmd"), HubCommand(
-            command_id=f"demo-{self.run}-{n}", action="create_workflow",
-            args={"template": template, "workflow_id": f"wf-{self.run}-{n}", "priority": 1},
-            ts=now)
+    def __repr__(self) -> str:  # never the token
+        return f"DemoPlanner({self.api_url!r}, run={self.run!r}, sent={self.stats.sent})"
+
+    def body(self, n: int) -> dict[str, Any]:
+        """The ``POST /api/v1/workflows`` body of workflow ``n`` (pure: nothing is sent)."""
+        return {"facility": self.facilities[n % len(self.facilities)],
+                "template": self.templates[n % len(self.templates)],
+                "workflow_id": f"wf-{self.run}-{n}", "priority": 1,
+                "reason": "demo planner"}
+
+    def create(self, n: int) -> ApiAnswer | None:
+        """Send workflow ``n`` now; the hub's answer (``None`` if it could not be reached).
+        Counted in ``stats``; never raises."""
+        body = self.body(n)
+        self.stats.sent += 1
+        try:
+            answer = api_request(f"{self.api_url}/api/v1/workflows", "POST", token=self._token,
+                                 body=body, headers={"X-Consistency": "eventual"})
+        except OSError as exc:
+            self.stats.unreachable += 1
+            self.stats.last_error = f"{body['workflow_id']}: {exc}"
+            return None
+        if answer.status in (200, 201, 202):
+            self.stats.accepted += 1
+            self.created.append(body["workflow_id"])
+        else:
+            self.stats.refused += 1
+            self.stats.last_error = f"{body['workflow_id']}: HTTP {answer.status} {answer.body}"
+        return answer
 
     def start(self) -> DemoPlanner:
-        """Connect (asynchronously) and start creating workflows."""
-        self.hub.start(timeout=None)  # commands made before the subscription stands wait
+        """Start creating workflows (the first after ``every_s``)."""
         self._thread = threading.Thread(target=self._feed, name="demo-planner", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop creating workflows and disconnect (unanswered commands are given up)."""
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop creating workflows (a request in flight finishes first)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.hub.stop()
 
     def _feed(self) -> None:
         for n in itertools.count(1):
             if self._stop.wait(self.every_s):
                 return
-            _, command = self.command(n, time.time())
-            self.hub.send(self.facilities[n % len(self.facilities)], command)
-            self.sent += 1
+            self.create(n)
 
     def __enter__(self) -> DemoPlanner:
         return self.start()

@@ -124,13 +124,13 @@ def tmpdir() -> tempfile.TemporaryDirectory[str]:
 
 # --- the raw subscriber ----------------------------------------------------------------------
 
-def raw_subscriber(port: int, topic: str, count: int) -> subprocess.Popen[str]:
-    """Start the baseline subscriber process; it prints ``ready`` once subscribed, then, once
-    ``count`` messages arrived (or 3 s passed without any), one JSON line
-    ``{"received", "first", "last"}`` (``time.time()`` stamps)."""
+def raw_subscriber(port: int, topic: str, count: int, qos: int = 0) -> subprocess.Popen[str]:
+    """Start the baseline subscriber process (subscribed at ``qos``); it prints ``ready``
+    once subscribed, then, once ``count`` messages arrived (or 3 s passed without any), one
+    JSON line ``{"received", "first", "last"}`` (``time.time()`` stamps)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.wire", "--port", str(port), "--count", str(count),
-         "--topic", topic],
+         "--topic", topic, "--qos", str(qos)],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None
@@ -147,6 +147,7 @@ def _raw_main(argv: list[str]) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--topic", required=True)
+    p.add_argument("--qos", type=int, choices=(0, 1), default=0)
     args = p.parse_args(argv)
     got = {"received": 0, "first": 0.0, "last": 0.0}
     done = threading.Event()
@@ -165,7 +166,7 @@ def _raw_main(argv: list[str]) -> int:
                          protocol=mqtt.MQTTv311)
     client.on_message = on_message
     client.on_subscribe = lambda *_a: ready.set()
-    client.on_connect = lambda c, *_a: c.subscribe(args.topic, 0)
+    client.on_connect = lambda c, *_a: c.subscribe(args.topic, args.qos)
     client.connect("127.0.0.1", args.port, keepalive=30)
     client.loop_start()
     if not ready.wait(10):

@@ -11,13 +11,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from topics import MAX_IDENTIFIER_LENGTH, ProtocolError, check_identifier
 
 __all__ = [
-    "ID_PATTERN", "BatchFilter", "BatchIn", "CheckpointIn", "ConflictResolveIn",
-    "CoordinationIn", "DependencyIn", "Id", "RecoverIn", "StateSyncIn", "StopIn",
+    "ID_PATTERN", "LABEL_PATTERN", "BatchFilter", "BatchIn", "CheckpointIn", "ConflictResolveIn",
+    "CoordinationIn", "DependencyIn", "DependencySpecIn", "Id", "RecoverIn", "StateSyncIn",
+    "StopIn",
     "WorkflowCreateIn", "WorkflowUpdateIn", "WriteIn", "check_id",
 ]
 
 ID_PATTERN = r'^[!"%-*,-.0-~]{1,' + str(MAX_IDENTIFIER_LENGTH) + "}$"
 """The edge's identifier rule (one MQTT topic level), as OpenAPI states it."""
+LABEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}=[^\x00-\x1f=]{1,64}$"
+"""A label filter, ``key=value`` (the edge's label key and value rules)."""
+LabelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+LabelValue = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f=]+$")]
 Protocol = Literal["direct", "auction_based", "leader_follower", "consensus", "hierarchical"]
 
 
@@ -43,6 +48,18 @@ class WriteIn(_In):
     reason: Reason = ""
 
 
+DependencyType = Literal["sequential", "parallel", "conditional", "resource_based", "data_flow"]
+
+
+class DependencySpecIn(_In):
+    """A typed dependency of a new workflow on ``source`` (in any facility); ``conditions``
+    as ``type`` needs them (``when``, ``resources``, ``outputs``: docs/workflows.md)."""
+
+    source: Id
+    type: DependencyType = "sequential"
+    conditions: dict[str, Any] = Field(default_factory=dict)
+
+
 class WorkflowCreateIn(WriteIn):
     """A new workflow from a template, in the facility named (``create_workflow``)."""
 
@@ -55,8 +72,13 @@ class WorkflowCreateIn(WriteIn):
     deadline: float | None = Field(default=None, ge=0, le=1e11)
     data: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[Id] = Field(default_factory=list, max_length=64)
+    """Workflows (of any facility) it starts after: sequential dependencies."""
+    dependencies: list[DependencySpecIn] = Field(default_factory=list, max_length=64)
+    """Typed dependencies (of any facility): it is created held until they release it."""
     coordination: Protocol | None = None
     agents: list[Id] | None = Field(default=None, max_length=256)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    """Tags to list it by (``GET /workflows?label=key=value``)."""
 
 
 class WorkflowUpdateIn(WriteIn):
@@ -68,9 +90,10 @@ class WorkflowUpdateIn(WriteIn):
     """Drop the deadline (an absent ``deadline`` means "unchanged")."""
     data: dict[str, Any] | None = None
     """Merged into the workflow's data (keys given replace theirs)."""
+    labels: dict[LabelKey, LabelValue | None] | None = Field(default=None, max_length=32)
+    """Labels to set (merged), or to remove (``null``)."""
 
 
-DependencyType = Literal["sequential", "parallel", "conditional", "resource_based", "data_flow"]
 
 
 class DependencyIn(WriteIn):
@@ -78,7 +101,7 @@ class DependencyIn(WriteIn):
     prerequisite), in the seed's shape; or, with ``step``/``after``, between two steps."""
 
     source: Id | None = None
-    """The prerequisite workflow: this one starts only after it completed."""
+    """The prerequisite workflow (in any facility): ``type`` says what it must do first."""
     type: DependencyType = "sequential"
     conditions: dict[str, Any] = Field(default_factory=dict)
     step: Id | None = None
@@ -164,6 +187,8 @@ class BatchFilter(_In):
     state: Id | None = None
     template: Id | None = None
     agent: Id | None = None
+    label: Annotated[str, Field(pattern=LABEL_PATTERN)] | None = None
+    """``key=value``."""
     since: float | None = Field(default=None, ge=0, le=1e11)
     until: float | None = Field(default=None, ge=0, le=1e11)
 

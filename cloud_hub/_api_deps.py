@@ -1,6 +1,10 @@
 """What every route takes besides its own arguments and its caller (``cloud_hub._auth``'s
 ``require``): the hub, the consistency level, the staleness bound of a read, the reason of
-a write, and paging."""
+a write, and paging.
+
+The dependencies are ``async def`` although they never await: FastAPI runs a plain ``def``
+dependency in its thread pool, one hop per dependency per request, which cost more than
+the reads themselves under 50 concurrent clients (docs/benchmarks.md, "Cloud hub")."""
 
 from __future__ import annotations
 
@@ -18,13 +22,13 @@ __all__ = [
 ]
 
 
-def hub(request: Request) -> HubService:
+async def hub(request: Request) -> HubService:
     """The hub the app serves."""
     service: HubService = request.app.state.hub
     return service
 
 
-def consistency_of(
+async def consistency_of(
     consistency: Annotated[Consistency | None, Query(
         description="strong (wait for the edge), eventual (202 + command id) or "
                     "bounded_staleness; overrides the X-Consistency header")] = None,
@@ -38,7 +42,7 @@ def consistency_of(
 ConsistencyDep = Annotated[Consistency | None, Depends(consistency_of)]
 
 
-def read_staleness(
+async def read_staleness(
     request: Request,
     level: ConsistencyDep,
     max_staleness_s: Annotated[float | None, Query(
@@ -69,7 +73,7 @@ class Paging:
     limit: int
 
 
-def paging(
+async def paging(
     cursor: Annotated[str | None, Query(max_length=512, description=(
         "next_cursor of the previous page"))] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -15,7 +15,7 @@ request headers is redacted (``cloud_hub._auth_logs``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,6 +60,12 @@ ACTION_ROLES: dict[str, Role] = {
     "facility_stop": Role.supervisor,
     "facility_release": Role.supervisor,
     "replay": Role.supervisor,
+    # ... and lend agents and resources between facilities (``_bookings``)
+    "lend_agent": Role.supervisor,
+    "reclaim_agent": Role.supervisor,
+    "lend_resource": Role.supervisor,
+    "reclaim_resource": Role.supervisor,
+    "release_booking": Role.supervisor,
     # planners change what runs: create, reshape, cancel, recover, act in bulk
     "create_workflow": Role.planner,
     "update_workflow": Role.planner,
@@ -70,6 +76,8 @@ ACTION_ROLES: dict[str, Role] = {
     "recover": Role.planner,
     "operator_action": Role.planner,
     "batch": Role.planner,
+    # the hub's own verdict on a cross-facility dependency; no route sends it for a user
+    "resolve_dependency": Role.admin,
 }
 
 
@@ -136,12 +144,12 @@ _bearer = HTTPBearer(
     description="A hub token from `fleetflow hub token create --role ROLE` (ff_...).")
 
 
-def require(role: Role | str) -> Callable[..., Identity]:
+def require(role: Role | str) -> Callable[..., Awaitable[Identity]]:
     """A FastAPI dependency: the caller's ``Identity`` if its token's role is at least
     ``role``. Needs ``install_auth(app, tokens)`` on the app."""
     minimum = Role.parse(role)
 
-    def dependency(
+    async def dependency(  # async: on the event loop, no thread-pool hop (_api_deps)
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(_bearer),  # noqa: B008
     ) -> Identity:

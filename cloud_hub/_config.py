@@ -44,6 +44,9 @@ class HubConfig:
     cache_size: int = 10_000
     """Workflow views the memory tier keeps."""
     keepalive_s: int = 10
+    booking_strategy: str = "priority"
+    """How a cross-facility double-booking of a shared agent or resource is settled when
+    its loan names none: ``priority`` or ``manual`` (``_bookings``)."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

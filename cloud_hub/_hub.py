@@ -19,9 +19,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cloud_hub._bookings import Bookings
 from cloud_hub._cache import Tiers, WorkflowLru
 from cloud_hub._commands import CommandBook, Waiters
 from cloud_hub._config import HubConfig
+from cloud_hub._dependencies import Dependencies
 from cloud_hub._ingest import Ingest
 from cloud_hub._model import (
     AgentOut,
@@ -43,7 +45,7 @@ from cloud_hub._view import (
     list_workflows,
     page_of,
 )
-from cloud_hub._worker import Submit, SyncAsk, Worker
+from cloud_hub._worker import RoundObserver, Submit, SyncAsk, Worker
 from edge_runtime.templates import load_templates
 from topics import HubCommand
 
@@ -67,6 +69,14 @@ class Hub:
         self._lru = WorkflowLru(config.cache_size)
         self._tiers = Tiers()
         self._listeners_lock = threading.Lock()
+        self._observers: list[RoundObserver] = []
+        """What crosses facilities, watching each round (``_worker.RoundObserver``)."""
+        self.dependencies = Dependencies()
+        """The global dependency graph and cross-facility release (``_dependencies``)."""
+        self._observers.append(self.dependencies)
+        self.bookings = Bookings(config.booking_strategy)
+        """Loans, and double-bookings of shared agents and resources (``_bookings``)."""
+        self._observers.append(self.bookings)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -79,6 +89,7 @@ class Hub:
             ingest = Ingest(store, self._templates, self.config.snapshot_every)
             worker = self._worker = Worker(self.config, store, ingest, CommandBook(store),
                                            self._waiters, self._lru, self._inbox)
+            worker.observers.extend(self._observers)
             worker.load(time.time())
         except BaseException:
             store.close()
@@ -168,12 +179,13 @@ class Hub:
                   template: str | None = None, agent: str | None = None,
                   since: float | None = None, until: float | None = None,
                   cursor: str | None = None, limit: int = 50,
-                  max_staleness_s: float | None = None) -> Page[WorkflowOut]:
+                  max_staleness_s: float | None = None,
+                  label: str | None = None) -> Page[WorkflowOut]:
         self._check_fresh([facility] if facility else list(self._w().marks), max_staleness_s)
         t0 = time.perf_counter()
         page = list_workflows(self._s(), facility=facility, state=state, template=template,
                               agent=agent, since=since, until=until, cursor=cursor,
-                              limit=limit)
+                              limit=limit, label=label)
         self._tiers.record("storage", time.perf_counter() - t0, hit=bool(page.items))
         return page
 

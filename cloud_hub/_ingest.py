@@ -19,7 +19,7 @@ import msgpack
 from cloud_hub._model import AgentOut, ConflictOut, WorkflowOut
 from cloud_hub._store import HubStore, StoreBatch, hexn, key
 from cloud_hub._view import agent_out, conflict_out, workflow_index_keys, workflow_out
-from edge_runtime.core import Core, CoreError, Event, Template
+from edge_runtime.core import AgentView, Core, CoreError, Event, Template
 from topics import unpack_edge_event
 
 __all__ = ["Applied", "Ingest", "Replica"]
@@ -27,6 +27,8 @@ __all__ = ["Applied", "Ingest", "Replica"]
 _log = logging.getLogger("fleetflow.hub")
 _BUFFER_MAX = 100_000
 """Events one facility may hold out of order; beyond, the newest are dropped (replayed)."""
+_INDEXED_MAX = 50_000
+"""Workflows whose index keys ``Ingest`` remembers (a few KB each at most)."""
 
 
 @dataclass(slots=True)
@@ -48,6 +50,8 @@ class Replica:
         self.core = core
         self.buffer: dict[int, tuple[Event, bytes]] = {}
         self.agents: dict[str, AgentOut] = {}
+        self.agent_views: dict[str, AgentView] = {}
+        """The edge's view of each agent when its ``AgentOut`` was last compared."""
         self.conflicts: dict[str, ConflictOut] = {}
         self.since_snapshot = 0
         self.broken: str | None = None
@@ -78,6 +82,9 @@ class Ingest:
         """Duplicates dropped (already applied)."""
         self.restored: dict[str, dict[str, int]] = {}
         """Per facility at start: the snapshot's seq and the stored events replayed after."""
+        self._indexed: dict[bytes, tuple[set[bytes], list[str]]] = {}
+        """Recently written workflows' index keys and agents, by record key: what
+        ``_put_workflow`` would otherwise read back and re-parse to swap them (bounded)."""
 
     # --- restart -----------------------------------------------------------------------
 
@@ -185,26 +192,39 @@ class Ingest:
         """Write ``w``'s record and swap its index keys; ``took_part``: agents newly seen
         assigned one of its steps (kept with it, so the agent index finds finished work)."""
         rec = key(w.facility, w.id)
-        old_raw = batch.get("workflows", rec)
         ag_key = key(b"wfag", w.facility, w.id)
-        raw_agents = batch.get("index", ag_key)
-        had: list[str] = [] if raw_agents is None else msgpack.unpackb(raw_agents)
-        now_agents = sorted(set(had) | took_part)
+        cached = self._indexed.pop(rec, None)
+        if cached is not None:  # written by this worker: the store holds exactly this
+            old, had = cached
+        else:
+            old_raw = batch.get("workflows", rec)
+            raw_agents = batch.get("index", ag_key)
+            had = [] if raw_agents is None else msgpack.unpackb(raw_agents)
+            old = set() if old_raw is None else workflow_index_keys(
+                WorkflowOut.model_validate_json(old_raw), had)
+            batch.put("locator", w.id.encode(), w.facility.encode())
+        now_agents = sorted(set(had) | took_part) if took_part else had
         if now_agents != had:
             batch.put("index", ag_key, msgpack.packb(now_agents))
-        old = set() if old_raw is None else workflow_index_keys(
-            WorkflowOut.model_validate_json(old_raw), had)
         new = workflow_index_keys(w, now_agents)
         for k in old - new:
             batch.delete("index", k)
         for k in new - old:
             batch.put("index", k, b"")
         batch.put("workflows", rec, w.model_dump_json().encode())
-        batch.put("locator", w.id.encode(), w.facility.encode())
         out.workflows[w.id] = w
+        if len(self._indexed) >= _INDEXED_MAX:
+            del self._indexed[next(iter(self._indexed))]  # the least recently written
+        self._indexed[rec] = (new, now_agents)
 
     def _put_agents(self, replica: Replica, batch: StoreBatch) -> None:
+        # Each round, for every agent of a facility the round touched: compare the edge's
+        # views (cheap dataclasses) and build the read model only for those that changed.
+        seen = replica.agent_views
         for aid, view in replica.core.agents().items():
+            if seen.get(aid) == view:
+                continue
+            seen[aid] = view
             a = agent_out(replica.facility, view)
             if replica.agents.get(aid) != a:
                 replica.agents[aid] = a

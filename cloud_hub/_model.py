@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AgentOut", "ChangeOut", "CommandOut", "CommandState", "ConflictOut", "Consistency",
-    "EventOut", "FacilityOut", "Page", "StepOut", "WorkflowOut",
+    "DependencyOut", "EventOut", "FacilityOut", "Page", "StepOut", "WorkflowOut",
 ]
 
 Consistency = Literal["strong", "eventual", "bounded_staleness"]
@@ -39,6 +39,17 @@ class StepOut(_Out):
     progress: float = 0.0
 
 
+class DependencyOut(_Out):
+    """One typed dependency of a workflow on a ``source`` workflow, as its edge records it
+    (``facility`` set: the source runs in another facility and the hub releases it)."""
+
+    source: str
+    facility: str | None = None
+    type: str = "sequential"
+    conditions: dict[str, Any] = Field(default_factory=dict)
+    status: str = "waiting"
+
+
 class WorkflowOut(_Out):
     """One workflow of one facility (finished ones too)."""
 
@@ -53,7 +64,11 @@ class WorkflowOut(_Out):
     steps: list[StepOut] = Field(default_factory=list)
     coordination: str = "direct"
     depends_on: list[str] = Field(default_factory=list)
+    dependencies: list[DependencyOut] = Field(default_factory=list)
+    """Its typed dependencies (``depends_on`` lists the plain local ones)."""
     checkpoints: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    """What the operator tagged it with; lists filter by ``label=key=value``."""
     reason: str = ""
     created_at: float | None = None
     ended_at: float | None = None
@@ -74,6 +89,8 @@ class AgentOut(_Out):
     battery: float | None = None
     workflow_id: str | None = None
     step_id: str | None = None
+    lent_to: str | None = None
+    """The facility this one lent the agent to (``lend_agent``), if any."""
 
 
 class ConflictOut(_Out):

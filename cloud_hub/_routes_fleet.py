@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
+from cloud_hub import _routes_lending
 from cloud_hub._api_bodies import ID_PATTERN, ConflictResolveIn, StateSyncIn, StopIn
 from cloud_hub._api_deps import ConsistencyDep, Paging, ReasonHeader, paging, write_reason
 from cloud_hub._api_write import WRITE_RESPONSES, check_facility, send
@@ -133,7 +134,12 @@ def resolve_conflict(conflict_id: PathId, body: ConflictResolveIn, request: Requ
                      consistency: ConsistencyDep, x_reason: ReasonHeader = None
                      ) -> CommandOut:
     """Settle a conflict (``resolve_conflict``): safety ones only once clear; a contention
-    one optionally by a strategy (``choice``)."""
+    one optionally by a strategy (``choice``). A hub conflict (``x-…``, a double-booking
+    across facilities) takes ``keep:<facility>``: the others get ``release_booking``."""
+    if conflict_id.startswith("x-") and body.facility in (None, "*"):
+        return _routes_lending.resolve_hub_conflict(
+            request, response, conflict_id, body.resolution, who,
+            write_reason(body.reason, x_reason), consistency)
     facility = body.facility or _conflict_facility(service, conflict_id)
     if body.facility is not None:
         check_facility(service, facility)

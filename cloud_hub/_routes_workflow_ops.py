@@ -20,6 +20,14 @@ from cloud_hub._api_bodies import (
 from cloud_hub._api_deps import ConsistencyDep, Paging, ReasonHeader, paging, write_reason
 from cloud_hub._api_write import WRITE_RESPONSES, send
 from cloud_hub._auth import Identity
+from cloud_hub._dependencies_graph import node
+from cloud_hub._dependencies_requests import (
+    DependenciesOut,
+    check_conditions,
+    describe,
+    graph_of,
+    source_facility,
+)
 from cloud_hub._errors_http import ApiError, error_responses
 from cloud_hub._model import CommandOut, EventOut, Page
 from cloud_hub._routes_workflows import (
@@ -36,14 +44,6 @@ router = APIRouter(prefix="/api/v1/workflows/{workflow_id}", tags=["workflow ope
 PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-class DependenciesOut(BaseModel):
-    """The workflows this one waits for."""
-
-    workflow_id: str
-    facility: str
-    depends_on: list[str]
-
-
 class CheckpointsOut(BaseModel):
     """The recovery checkpoints of a workflow (oldest first)."""
 
@@ -54,9 +54,9 @@ class CheckpointsOut(BaseModel):
 
 @router.get("/dependencies", response_model=DependenciesOut, responses=READ_ERRORS)
 def dependencies(workflow_id: WorkflowId, service: Hub, _who: Viewer) -> DependenciesOut:
-    """The workflows this one depends on."""
-    wf = service.workflow(workflow_id)
-    return DependenciesOut(workflow_id=wf.id, facility=wf.facility, depends_on=wf.depends_on)
+    """The workflows this one depends on — each with its type, conditions, facility and
+    status (cross-facility ones with the hub's verdict) — and those that wait for it."""
+    return describe(service.workflow(workflow_id), graph_of(service))
 
 
 @router.post("/dependencies", response_model=CommandOut,
@@ -65,30 +65,49 @@ def add_dependency(workflow_id: WorkflowId, body: DependencyIn, request: Request
                    response: Response, service: Hub,
                    who: Annotated[Identity, may("add_dependency")],
                    consistency: ConsistencyDep, x_reason: ReasonHeader = None) -> CommandOut:
-    """This workflow waits for ``source`` (a workflow), or its ``step`` for its step
-    ``after``; a dependency that closes a cycle is refused (409, naming the cycle)."""
+    """This workflow (the target) waits for ``source`` by ``type`` (sequential, parallel,
+    conditional, resource_based, data_flow; ``conditions`` as the type needs), in its own
+    facility or in another one — then the hub releases it when the source's facts allow —
+    or its ``step`` waits for its step ``after``. A dependency that closes a cycle in the
+    global graph is refused (409 ``cycle``, naming it); a cross-facility one needs a target
+    still pending (409)."""
     if (body.source is None) == (body.step is None and body.after is None):
         raise ApiError(422, "validation_error",
                        "body: give either source (a workflow) or step and after (two steps)")
     if body.source is None and (body.step is None or body.after is None):
         raise ApiError(422, "validation_error", "body: a step dependency needs step and after")
-    if body.type != "sequential" or body.conditions:
-        raise ApiError(501, "not_implemented",
-                       f"{body.type} dependencies between workflows (and conditions on them) "
-                       "are not served by the hub yet; sequential ones are")
+    reason = write_reason(body.reason, x_reason)
     facility = service.facility_of(workflow_id)
-    args: dict[str, Any] = {"workflow_id": workflow_id}
-    if body.source is not None:
-        source_facility = service.facility_of(body.source)
-        if source_facility != facility:
-            raise ApiError(501, "not_implemented",
-                           f"workflow {body.source} runs in {source_facility}, not in "
-                           f"{facility}: cross-facility dependencies are not served yet")
-        args["depends_on"] = body.source
-    else:
-        args |= {"step": body.step, "after": body.after}
-    return send(request, response, facility=facility, action="add_dependency", args=args,
-                who=who, reason=write_reason(body.reason, x_reason), consistency=consistency)
+    if body.source is None:
+        if body.type != "sequential" or body.conditions:
+            raise ApiError(422, "validation_error",
+                           "body: a dependency between two steps is sequential, without "
+                           "conditions")
+        return send(request, response, facility=facility, action="add_dependency",
+                    args={"workflow_id": workflow_id, "step": body.step,
+                          "after": body.after},
+                    who=who, reason=reason, consistency=consistency)
+    graph = graph_of(service)
+    check_conditions(body.type, body.conditions, "body.conditions")
+    source_f = source_facility(service, body.source, "body.source")
+    args: dict[str, Any] = {"workflow_id": workflow_id, "depends_on": body.source,
+                            "type": body.type, "conditions": body.conditions}
+    if source_f != facility:
+        state = service.workflow(workflow_id).state
+        if state.split(".", 1)[0] != "pending":
+            raise ApiError(409, "already_started",
+                           f"workflow {workflow_id} already started ({state}): a dependency "
+                           f"on {source_f}/{body.source} can only hold a pending workflow")
+        args["facility"] = source_f
+    edge = (node(source_f, body.source), node(facility, workflow_id))
+    graph.accept(*edge)
+    try:
+        out = send(request, response, facility=facility, action="add_dependency", args=args,
+                   who=who, reason=reason, consistency=consistency)
+    except BaseException:
+        graph.forget(*edge)
+        raise
+    return out
 
 
 @router.post("/coordination", response_model=CommandOut, responses=WRITE_RESPONSES)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from cloud_hub._api_bodies import (
     ID_PATTERN,
+    LABEL_PATTERN,
     BatchIn,
     WorkflowCreateIn,
     WorkflowUpdateIn,
@@ -29,6 +30,7 @@ from cloud_hub._api_deps import (
 )
 from cloud_hub._api_write import WRITE_RESPONSES, check_facility, send
 from cloud_hub._auth import Identity, require, role_for_action
+from cloud_hub._dependencies_requests import creation_dependencies
 from cloud_hub._errors_http import ApiError, error_responses
 from cloud_hub._model import CommandOut, Page, WorkflowOut
 from cloud_hub._service import HubError, HubService
@@ -71,6 +73,9 @@ def list_workflows(
     state: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     template: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     agent: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    label: Annotated[str | None, Query(pattern=LABEL_PATTERN,
+                                       description="key=value: workflows with that label")
+                     ] = None,
     since: Annotated[float | None, Query(ge=0, le=1e11, description="created at or after")
                      ] = None,
     until: Annotated[float | None, Query(ge=0, le=1e11, description="created before")
@@ -79,7 +84,7 @@ def list_workflows(
     """Workflows of every facility (finished ones too), filtered, a page at a time."""
     return service.workflows(facility=facility, state=state, template=template, agent=agent,
                              since=since, until=until, cursor=page.cursor, limit=page.limit,
-                             max_staleness_s=staleness)
+                             max_staleness_s=staleness, label=label)
 
 
 @router.post("", response_model=CommandOut, status_code=201, responses=WRITE_RESPONSES)
@@ -88,10 +93,15 @@ def create_workflow(
     who: Annotated[Identity, may("create_workflow")], consistency: ConsistencyDep,
     x_reason: ReasonHeader = None,
 ) -> CommandOut:
-    """Create a workflow from a template in the facility named (``create_workflow``)."""
+    """Create a workflow from a template in the facility named (``create_workflow``);
+    ``depends_on`` and ``dependencies`` may name workflows of other facilities (the hub
+    releases it when they allow)."""
     check_facility(service, body.facility)
-    args: dict[str, Any] = body.model_dump(exclude={"facility", "reason"}, exclude_none=True)
+    args: dict[str, Any] = body.model_dump(exclude={"facility", "reason", "dependencies"},
+                                           exclude_none=True)
     args["workflow_id"] = body.workflow_id or f"wf-{secrets.token_hex(6)}"
+    args |= creation_dependencies(service, body.facility, body.depends_on,
+                                  [(d.source, d.type, d.conditions) for d in body.dependencies])
     return send(request, response, facility=body.facility, action="create_workflow",
                 args=args, who=who, reason=write_reason(body.reason, x_reason),
                 consistency=consistency, created=True)
@@ -125,13 +135,13 @@ def batch(body: BatchIn, request: Request, service: Hub,
     if not f.model_dump(exclude_none=True):
         raise ApiError(422, "validation_error",
                        "body.filter: give at least one of facility, state, template, agent, "
-                       "since, until (a batch never takes every workflow by default)")
+                       "label, since, until (a batch never takes every workflow by default)")
     ids: list[tuple[str, str]] = []
     cursor: str | None = None
     while True:
         page = service.workflows(facility=f.facility, state=f.state, template=f.template,
                                  agent=f.agent, since=f.since, until=f.until,
-                                 cursor=cursor, limit=500)
+                                 cursor=cursor, limit=500, label=f.label)
         ids += [(w.id, w.facility) for w in page.items
                 if w.state.split(".", 1)[0] in _BATCH_STATES[body.action]]
         cursor = page.next_cursor
@@ -166,10 +176,12 @@ def batch(body: BatchIn, request: Request, service: Hub,
 
 
 @router.get("/{workflow_id}", response_model=WorkflowOut, responses=READ_ERRORS)
-def get_workflow(workflow_id: WorkflowId, service: Hub, _who: Viewer,
-                 staleness: Annotated[float | None, Depends(read_staleness)]) -> WorkflowOut:
+async def get_workflow(workflow_id: WorkflowId, service: Hub, _who: Viewer,
+                       staleness: Annotated[float | None, Depends(read_staleness)]
+                       ) -> WorkflowOut:
     """One workflow with its steps (409 under ``bounded_staleness`` if its facility's view
-    is older than the bound)."""
+    is older than the bound). ``async``: a memory-tier hit or one RocksDB point read never
+    blocks the event loop for long, and the thread-pool hop cost more than the read."""
     return service.workflow(workflow_id, max_staleness_s=staleness)
 
 
@@ -179,13 +191,15 @@ def update_workflow(workflow_id: WorkflowId, body: WorkflowUpdateIn, request: Re
                     who: Annotated[Identity, may("update_workflow")],
                     consistency: ConsistencyDep, x_reason: ReasonHeader = None) -> CommandOut:
     """Change a live workflow's priority, deadline or data (``update_workflow``)."""
-    args = body.model_dump(exclude={"reason"}, exclude_none=True)
+    args = body.model_dump(exclude={"reason", "labels"}, exclude_none=True)
+    if body.labels:  # ``None`` values remove labels: kept as they are
+        args["labels"] = body.labels
     if args.get("data") == {}:
         del args["data"]  # merging nothing changes nothing
     if not args.pop("clear_deadline"):
         if not args:
             raise ApiError(422, "validation_error", "body: give at least one of priority, "
-                           "deadline, clear_deadline, data")
+                           "deadline, clear_deadline, data, labels")
     elif "deadline" in args:
         raise ApiError(422, "validation_error",
                        "body.clear_deadline: contradicts the deadline given")

@@ -64,7 +64,8 @@ class HubService(Protocol):
                   template: str | None = None, agent: str | None = None,
                   since: float | None = None, until: float | None = None,
                   cursor: str | None = None, limit: int = 50,
-                  max_staleness_s: float | None = None) -> Page[WorkflowOut]: ...
+                  max_staleness_s: float | None = None,
+                  label: str | None = None) -> Page[WorkflowOut]: ...
 
     def workflow(self, workflow_id: str, *, max_staleness_s: float | None = None
                  ) -> WorkflowOut:

@@ -7,7 +7,10 @@ sort): ``events`` (facility, seq) → the ``edge/events`` payload as received; `
 ``conflicts`` (facility, id) → JSON; ``facilities`` id → msgpack marks; ``snapshots``
 facility → msgpack ``[seq, Core.snapshot()]``; ``commands`` id → ``CommandOut`` JSON;
 ``changes`` token → (facility, seq); ``index`` → empty values whose keys are the secondary
-indexes (docs/hub.md, "Aggregation"); ``meta``: the change counter.
+indexes (docs/hub.md, "Aggregation"); ``meta``: the change counter; ``dependencies``
+(target facility, target, source facility, source) → a cross-facility dependency's JSON
+(``_dependencies``); ``loans`` ``<kind>:<name>:<from facility>`` → a loan's JSON
+(``_bookings``; the hub's own double-booking conflicts are in ``conflicts`` under ``*``).
 
 RocksDB reads are safe from any thread, so API threads read here directly while the worker
 writes; iterators are always deleted before the database closes.
@@ -23,7 +26,8 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 __all__ = ["FAMILIES", "HubStore", "StoreBatch", "hexn", "key"]
 
 FAMILIES = ("events", "workflows", "locator", "agents", "conflicts", "facilities",
-            "snapshots", "commands", "changes", "index", "meta")
+            "snapshots", "commands", "changes", "index", "meta", "dependencies",
+            "loans")
 
 
 def hexn(n: int) -> bytes:
@@ -33,7 +37,8 @@ def hexn(n: int) -> bytes:
 
 def key(*parts: str | bytes) -> bytes:
     """Parts joined by ``\\0`` (identifiers never hold one)."""
-    return b"\0".join(p if isinstance(p, bytes) else p.encode() for p in parts)
+    return b"\0".join([p if isinstance(p, bytes) else p.encode() for p in parts])  # a list:
+    # join would build one from a generator anyway, slower (a hot path of every ingest round)
 
 
 class StoreBatch:

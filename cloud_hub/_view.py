@@ -3,9 +3,10 @@ every list query off a scan, and the paged reads the API threads make.
 
 Workflow index keys: ``wf\\0{dim}\\0{value}\\0{created ms}\\0{facility}\\0{id}`` for the dims
 ``all`` (no value), ``f`` (facility), ``s`` (top-level state: ``active`` for
-``active.running``), ``fs`` (facility + state), ``t`` (template) and ``a`` (each agent that
-took a step). A list picks the narrowest index its filters allow, seeks to ``since`` and
-stops at ``until`` (created time), and checks any remaining filter on the records it reads.
+``active.running``), ``fs`` (facility + state), ``t`` (template), ``a`` (each agent that
+took a step) and ``l`` (each label, ``key=value``). A list picks the narrowest index its
+filters allow, seeks to ``since`` and stops at ``until`` (created time), and checks any
+remaining filter on the records it reads.
 Audit trail: ``ev\\0{workflow}\\0{facility}\\0{seq}``; agents and conflicts are keyed by
 facility first, so a facility's list is a prefix read.
 """
@@ -17,7 +18,15 @@ import binascii
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cloud_hub._model import AgentOut, ConflictOut, EventOut, Page, StepOut, WorkflowOut
+from cloud_hub._model import (
+    AgentOut,
+    ConflictOut,
+    DependencyOut,
+    EventOut,
+    Page,
+    StepOut,
+    WorkflowOut,
+)
 from cloud_hub._service import HubError
 from cloud_hub._store import HubStore, hexn, key
 from edge_runtime.core import AgentView, ConflictView, WorkflowView
@@ -38,7 +47,11 @@ def workflow_out(facility: str, v: WorkflowView, seq: int) -> WorkflowOut:
         id=v.id, facility=facility, template=v.template, version=v.version, state=v.state,
         priority=v.priority, deadline=v.deadline, data=v.data, steps=steps,
         coordination=v.coordination, depends_on=list(v.depends_on),
-        checkpoints=list(v.checkpoints), reason=v.reason, created_at=v.created_at,
+        dependencies=[DependencyOut(source=d[0], type=d[1], conditions=dict(d[2]),
+                                    facility=d[3], status=d[4])
+                      for d in v.dependencies],
+        checkpoints=list(v.checkpoints), labels=v.labels or {}, reason=v.reason,
+        created_at=v.created_at,
         ended_at=v.ended_at, seq=seq)
 
 
@@ -46,7 +59,7 @@ def agent_out(facility: str, v: AgentView) -> AgentOut:
     return AgentOut(id=v.id, facility=facility, kind=v.kind, capabilities=list(v.capabilities),
                     online=v.online, status=v.status, node=v.node, battery=v.battery,
                     workflow_id=v.task[0] if v.task else None,
-                    step_id=v.task[1] if v.task else None)
+                    step_id=v.task[1] if v.task else None, lent_to=v.lent_to)
 
 
 def conflict_out(facility: str, v: ConflictView) -> ConflictOut:
@@ -75,13 +88,25 @@ def workflow_index_keys(w: WorkflowOut, agents: Iterable[str] = ()) -> set[bytes
     """Every index key of ``w`` (the worker swaps old ones for new ones on each change);
     ``agents``: those that ever took one of its steps (the steps only name the current)."""
     top = w.state.split(".", 1)[0]
-    tail = (_ms(w.created_at), w.facility, w.id)
-    keys = {key(b"wf", b"all", b"", *tail), key(b"wf", b"f", w.facility, *tail),
-            key(b"wf", b"s", top, *tail), key(b"wf", b"fs", f"{w.facility}|{top}", *tail),
-            key(b"wf", b"t", w.template, *tail)}
-    keys.update(key(b"wf", b"a", a, *tail)
+    # The keys' common tail, joined once: ingest computes these on every workflow change.
+    tail = b"\0" + key(_ms(w.created_at), w.facility, w.id)
+    f = w.facility.encode()
+    keys = {b"wf\0all\0" + tail, b"wf\0f\0" + f + tail, b"wf\0s\0" + top.encode() + tail,
+            b"wf\0fs\0" + f + b"|" + top.encode() + tail, b"wf\0t\0" + w.template.encode() + tail}
+    keys.update(b"wf\0a\0" + a.encode() + tail
                 for a in {*agents, *(s.agent for s in w.steps if s.agent)})
+    keys.update(b"wf\0l\0" + f"{k}={v}".encode() + tail for k, v in w.labels.items())
     return keys
+
+
+def _label(label: str | None) -> tuple[str, str] | None:
+    """``key=value`` split; ``HubError`` if it is not that."""
+    if label is None:
+        return None
+    k, eq, v = label.partition("=")
+    if not (k and eq and v):
+        raise HubError(f"label must be key=value, not {label[:80]!r}")
+    return k, v
 
 
 def encode_cursor(k: bytes) -> str:
@@ -108,14 +133,18 @@ def _check_limit(limit: int, most: int = 1000) -> None:
 
 def list_workflows(store: HubStore, *, facility: str | None, state: str | None,
                    template: str | None, agent: str | None, since: float | None,
-                   until: float | None, cursor: str | None, limit: int) -> Page[WorkflowOut]:
+                   until: float | None, cursor: str | None, limit: int,
+                   label: str | None = None) -> Page[WorkflowOut]:
     """A page of workflows matching every filter, oldest created first."""
     _check_limit(limit)
     if since is not None and until is not None and until < since:
         raise HubError(f"until ({until}) is before since ({since})")
     top = state.split(".", 1)[0] if state else None
+    label_kv = _label(label)
     if agent:
         dim, value = b"a", agent
+    elif label is not None:
+        dim, value = b"l", label
     elif facility and top:
         dim, value = b"fs", f"{facility}|{top}"
     elif facility:
@@ -134,14 +163,15 @@ def list_workflows(store: HubStore, *, facility: str | None, state: str | None,
     def wanted(w: WorkflowOut) -> bool:
         return ((facility is None or w.facility == facility)
                 and (top is None or w.state.split(".", 1)[0] == top)
-                and (template is None or w.template == template))
+                and (template is None or w.template == template)
+                and (label_kv is None or w.labels.get(label_kv[0]) == label_kv[1]))
 
     # What the chosen index does not cover is checked on the records read (and then the
     # count reads the whole range).
     covered = {b"a": {"agent"}, b"fs": {"facility", "state"}, b"f": {"facility"},
-               b"t": {"template"}, b"s": {"state"}, b"all": set()}[dim]
+               b"t": {"template"}, b"s": {"state"}, b"l": {"label"}, b"all": set()}[dim]
     given = {n for n, v in (("facility", facility), ("state", top), ("template", template),
-                            ("agent", agent)) if v}
+                            ("agent", agent), ("label", label)) if v}
     residual = bool(given - covered)
     items: list[WorkflowOut] = []
     last: bytes | None = None

@@ -6,13 +6,14 @@ nothing is acknowledged before it is durable)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -23,7 +24,7 @@ from cloud_hub._facilities import Marks
 from cloud_hub._ingest import Applied, Ingest
 from cloud_hub._link import Link, LinkItem
 from cloud_hub._model import ChangeOut, CommandOut, FacilityOut
-from cloud_hub._store import HubStore, hexn
+from cloud_hub._store import HubStore, StoreBatch, hexn
 from cloud_hub._view import event_out
 from edge_runtime.core import Event
 from topics import (
@@ -42,7 +43,7 @@ from topics import (
     unpack_edge_event,
 )
 
-__all__ = ["Submit", "SyncAsk", "Worker"]
+__all__ = ["RoundObserver", "Submit", "SyncAsk", "Worker"]
 
 _log = logging.getLogger("fleetflow.hub")
 
@@ -79,6 +80,36 @@ def read_event(payload: bytes) -> tuple[str, Event]:
     return facility, event
 
 
+_GC_GEN0 = 10_000
+"""Allocations between two young collections in the hub's process (CPython's default: 700)."""
+
+
+def young_collections_less_often() -> None:
+    """Raise the cycle collector's first threshold to ``_GC_GEN0`` (never lower it).
+
+    Ingest allocates many short-lived objects per event (unpacked payloads, views, read
+    models); at the default threshold a young collection ran every few events and took a
+    quarter of the worker's CPU (docs/benchmarks.md, "Cloud hub"). Process-wide, so it is
+    done where the hub's thread starts, not at import."""
+    gen0, gen1, gen2 = gc.get_threshold()
+    if 0 < gen0 < _GC_GEN0:
+        gc.set_threshold(_GC_GEN0, gen1, gen2)
+
+
+class RoundObserver(Protocol):
+    """What crosses facilities (dependencies, lent agents and resources) watches the
+    replicas through: called on the worker thread, inside each round's batch."""
+
+    def load(self, ingest: Ingest, store: HubStore, now: float) -> None:
+        """Read back what it keeps (after the replicas were restored)."""
+
+    def after_apply(self, ingest: Ingest, out: Applied, batch: StoreBatch,
+                    now: float) -> list[CommandOut]:
+        """React to what this round applied; what it writes goes into ``batch`` (committed
+        with the round) and the commands it returns are sent through the durable outbox."""
+        ...
+
+
 class Worker:
     """Runs rounds until ``None`` arrives on ``inbox``."""
 
@@ -91,6 +122,8 @@ class Worker:
         self.facilities: dict[str, FacilityOut] = {}
         """Copy-on-write: replaced whole after each round (API threads read it freely)."""
         self.listeners: tuple[Callable[[ChangeOut], None], ...] = ()
+        self.observers: list[RoundObserver] = []
+        """Called after each round's ingest (``RoundObserver``); set before ``load``."""
         self.applied_total = 0
         self.rounds = 0
         self.replays_asked = 0
@@ -107,11 +140,14 @@ class Worker:
         for f, m in self.marks.items():
             m.refresh(self.ingest.replica(f).applied, now)
         self.book.load(now)
+        for observer in self.observers:
+            observer.load(self.ingest, self.store, now)
         self._publish_views()
 
     # --- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
+        young_collections_less_often()
         while True:
             now = time.time()
             due = self.book.next_due()
@@ -165,6 +201,12 @@ class Worker:
         for facility, event in out.replies:
             if (cmd := self.book.on_reply(facility, event, batch, now)) is not None:
                 settled.append(cmd)
+        for observer in self.observers:
+            for cmd in observer.after_apply(self.ingest, out, batch, now):
+                if (payload := self.book.submit(cmd, batch, now)) is not None:
+                    self._mark(cmd.facility)
+                    stored.append(cmd)
+                    sends.append((cmd.facility, payload))
         for f, m in self.marks.items():
             replica = self.ingest.replica(f)
             m.broken = replica.broken

@@ -1,4 +1,4 @@
-"""``fleetflow bench core|e2e|alloc``: benchmarks that print JSON, each against a same-run baseline.
+"""``fleetflow bench core|e2e|alloc|hub``: benchmarks printing JSON, each against a baseline.
 
 The workloads live in the ``bench`` package; this module only parses flags and prints.
 """
@@ -16,7 +16,7 @@ from fleetflow._errors import CliError
 
 
 def register(sub: Any) -> None:
-    """Add ``bench`` with its ``core``, ``e2e`` and ``alloc`` workloads."""
+    """Add ``bench`` with its ``core``, ``e2e``, ``alloc`` and ``hub`` workloads."""
     p = sub.add_parser("bench", help="run a benchmark and print its figures (JSON with --json)")
     which = p.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
     core = which.add_parser(
@@ -47,6 +47,21 @@ def register(sub: Any) -> None:
                        help="tasks and robots of the cost-ratio instance (200)")
     alloc.add_argument("--reps", type=int, default=None, help="repetitions (3)")
     alloc.set_defaults(handler=_run_alloc)
+    hub = which.add_parser(
+        "hub", help="cloud hub: ingest from many facilities at once; the read API under load")
+    hub.add_argument("--quick", action="store_true", help="a smaller run (about a minute)")
+    hub.add_argument("--json", action="store_true", help="print one JSON object")
+    hub.add_argument("--broker", choices=("mosquitto", "embedded"), default=None,
+                     help="broker (default: Mosquitto if installed, else the embedded one)")
+    hub.add_argument("--facilities", type=int, default=10, help="facilities streaming (10)")
+    hub.add_argument("--events", type=int, default=None,
+                     help="events per facility (20000; quick 1000)")
+    hub.add_argument("--clients", type=int, default=50, help="concurrent API clients (50)")
+    hub.add_argument("--seconds", type=float, default=None,
+                     help="seconds of each API load (10; quick 2)")
+    hub.add_argument("--rate", type=float, default=20.0,
+                     help="requests per second each client offers (20); 0: closed loop")
+    hub.set_defaults(handler=_run_hub)
 
 
 def _context(name: str, quick: bool) -> dict[str, Any]:
@@ -102,5 +117,20 @@ def _run_alloc(args: argparse.Namespace) -> int:
     result = _context("alloc", args.quick)
     result.update(alloc.run(quick=args.quick, tasks=args.tasks, agents=args.agents,
                             grid=args.grid, ratio_n=args.ratio_n, reps=args.reps))
+    _print(result, args.json)
+    return 0
+
+
+def _run_hub(args: argparse.Namespace) -> int:
+    from bench import hub
+
+    if args.facilities < 1 or args.clients < 1 or (args.events is not None and args.events < 1):
+        raise CliError("--facilities, --clients and --events must be at least 1")
+    if (args.seconds is not None and args.seconds <= 0) or args.rate < 0:
+        raise CliError("--seconds must be above 0 and --rate not below 0")
+    result = _context("hub", args.quick)
+    result.update(hub.run(quick=args.quick, facilities=args.facilities, events=args.events,
+                          clients=args.clients, seconds=args.seconds,
+                          per_client_rate=args.rate or None, broker=args.broker))
     _print(result, args.json)
     return 0

@@ -55,6 +55,10 @@ def register(sub: Any) -> None:
     p.add_argument("--staleness", type=float, default=5.0, metavar="S",
                    help="a facility whose view is older is stale; also the default bound "
                         "of bounded_staleness reads (default %(default)s)")
+    p.add_argument("--booking-strategy", choices=("priority", "manual"), default="priority",
+                   help="how a double-booking of a shared agent or resource across "
+                        "facilities is settled when its loan names none (default "
+                        "%(default)s)")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(handler=_run_hub)
@@ -92,7 +96,8 @@ def _run_hub(args: argparse.Namespace) -> int:
             password=args.password, tls=tls, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             templates_dir=Path(args.templates) if args.templates else None,
-            staleness_s=args.staleness, command_timeout_s=args.command_timeout)
+            staleness_s=args.staleness, command_timeout_s=args.command_timeout,
+            booking_strategy=args.booking_strategy)
         data.mkdir(parents=True, exist_ok=True)
         hub = Hub(config).start()
     except (ValueError, OSError) as exc:

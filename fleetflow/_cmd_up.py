@@ -1,34 +1,45 @@
 """``fleetflow up``: the whole system on one machine, on embedded defaults (DESIGN §10).
 
 Starts, in order: the embedded broker (own process) with generated per-component
-credentials, one edge runtime per demo facility (own process), and a simulated fleet
-(``agents_sim.native``) that works demo workflows created every few seconds by a scripted
-planner (``agents_sim.planner``, standing in for the hub). Ctrl-C (or SIGTERM) stops
-everything, in reverse order. This module only wires those parts together.
+credentials; one edge runtime per demo facility (own process; default ``north`` and
+``south``); the cloud hub (``fleetflow hub``, own process, MQTT user ``hub``) serving the
+REST API and WebSocket on ``--api-port``; a simulated fleet per facility
+(``agents_sim.native``); and the demo planner (``agents_sim.planner``), which creates
+workflows through the REST API with a ``planner`` token. It prints the API URL, ``/docs``
+and an admin token (also in ``DATA/admin-token``, mode 0600). Ctrl-C (or SIGTERM) stops
+everything, in reverse order. This module only wires those parts together
+(``_up_parts`` starts them).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from fleetflow._errors import CliError
+from fleetflow._up_parts import (
+    ADMIN_TOKEN_FILE,
+    admin_token,
+    credentials,
+    fleet_capabilities,
+    planner_token,
+    port_free,
+    start_edge,
+    start_hub,
+    stop_child,
+)
 
 if TYPE_CHECKING:
-    from agents_sim.native import FleetRunner
+    from agents_sim.native import AgentSpec, FleetRunner
     from agents_sim.planner import DemoPlanner
 
 _ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FACILITIES = ("north", "south")
 
 
 def _env(name: str, default: str) -> str:
@@ -37,17 +48,21 @@ def _env(name: str, default: str) -> str:
 
 def register(sub: Any) -> None:
     """Add the ``up`` subcommand."""
-    p = sub.add_parser("up", help="run broker, demo facility edge and a simulated fleet")
+    p = sub.add_parser("up", help="run broker, two demo facility edges, the hub with its "
+                                  "REST API, and a simulated fleet")
     p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on")
     p.add_argument("--port", type=int, default=int(_env("BROKER_PORT", "1883")),
                    help="MQTT port of the embedded broker (FLEETFLOW_BROKER_PORT)")
     p.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", "9464")),
                    help="Prometheus port of the first edge; the next edges count up "
                         "(FLEETFLOW_METRICS_PORT)")
+    p.add_argument("--api-port", type=int, default=int(_env("API_PORT", "8003")),
+                   help="the hub's REST API and WebSocket port (FLEETFLOW_API_PORT)")
     p.add_argument("--data", default=_env("DATA", ".fleetflow"), metavar="DIR",
-                   help="where stores, users and logs live (FLEETFLOW_DATA)")
+                   help="where stores, users, tokens and logs live (FLEETFLOW_DATA)")
     p.add_argument("--facility", action="append", dest="facilities", metavar="NAME",
-                   help="demo facility (repeat for several; default: demo)")
+                   help="demo facility (repeat for several; default: "
+                        f"{' and '.join(DEFAULT_FACILITIES)})")
     p.add_argument("--agents", type=int, default=int(_env("AGENTS", "8")),
                    help="simulated agents per facility (0: none)")
     p.add_argument("--workflow-every", type=float, default=float(_env("WORKFLOW_EVERY", "5")),
@@ -57,58 +72,15 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_run)
 
 
-def _credentials(path: Path, names: list[str]) -> dict[str, str]:
-    """Passwords for the local components, generated once and kept (mode 0600)."""
-    known: dict[str, str] = {}
-    if path.exists():
-        known = yaml.safe_load(path.read_text()) or {}
-    missing = [n for n in names if n not in known]
-    if missing:
-        known.update({n: secrets.token_urlsafe(18) for n in missing})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(known, f)
-    return known
+def _register_users(data: Path, facilities: list[str],
+                    fleets: dict[str, list[AgentSpec]]) -> dict[str, str]:
+    """Broker users for the hub, each edge and each agent (passwords kept in
+    ``DATA/credentials.yaml``); the passwords by user name."""
+    from broker import Identity, PasswordFile
 
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _fleet_capabilities(templates: dict[str, Any]) -> dict[str, tuple[str, ...]]:
-    """Per agent kind, every capability some template step of that kind asks for."""
-    caps: dict[str, set[str]] = {"robot": set(), "human": set(), "ai": set()}
-    for template in templates.values():
-        for step in template.steps:
-            for s in (step, step.compensation):
-                if s is not None and s.kind in caps:
-                    caps[s.kind].update(s.capabilities)
-    return {kind: tuple(sorted(c)) for kind, c in caps.items()}
-
-
-def _run(args: argparse.Namespace) -> int:
-    from broker import BrokerProcess, BrokerStartError, Identity, PasswordFile
-    from edge_runtime.templates import load_templates
-
-    facilities: list[str] = args.facilities or ["demo"]
-    data = Path(args.data)
-    (data / "logs").mkdir(parents=True, exist_ok=True)
-    templates = load_templates(args.templates)
-    demo_templates = sorted(k for k in templates if "@" not in k)  # latest version of each
-    from agents_sim.native import mixed_fleet
-
-    fleets = {f: mixed_fleet(args.agents, capabilities=_fleet_capabilities(templates),
-                             prefix=f"{f}-agent") if args.agents else [] for f in facilities}
-    agent_names = [s.agent_id for specs in fleets.values() for s in specs]
-    names = ["hub", *(f"edge-{f}" for f in facilities), *agent_names]
-    secrets_ = _credentials(data / "credentials.yaml", names)
+    agent_facility = {s.agent_id: f for f, specs in fleets.items() for s in specs}
+    names = ["hub", *(f"edge-{f}" for f in facilities), *agent_facility]
+    secrets_ = credentials(data / "credentials.yaml", names)
     passwd = PasswordFile(data / "passwd")
     have = {u.identity.name for u in passwd.users()}
     for name in names:
@@ -116,24 +88,47 @@ def _run(args: argparse.Namespace) -> int:
             continue
         if name == "hub":
             identity = Identity(name, "hub")
-        elif name.startswith("edge-"):
-            identity = Identity(name, "edge", facility=name.removeprefix("edge-"))
+        elif name in agent_facility:
+            identity = Identity(name, "agent", facility=agent_facility[name])
         else:
-            facility = next(f for f, specs in fleets.items()
-                            if any(s.agent_id == name for s in specs))
-            identity = Identity(name, "agent", facility=facility)
+            identity = Identity(name, "edge", facility=name.removeprefix("edge-"))
         passwd.add(identity, secrets_[name])
+    return secrets_
 
-    for i, _ in enumerate(facilities):
-        if not _port_free(args.host, args.metrics_port + i):
-            raise CliError(f"port {args.metrics_port + i} on {args.host} is already in use; "
-                           "pick another with --metrics-port (or FLEETFLOW_METRICS_PORT)")
+
+def _check_ports(args: argparse.Namespace, facilities: list[str]) -> None:
+    taken = [(args.metrics_port + i, "--metrics-port (or FLEETFLOW_METRICS_PORT)")
+             for i in range(len(facilities))]
+    taken.append((args.api_port, "--api-port (or FLEETFLOW_API_PORT)"))
+    for port, flag in taken:
+        if not port_free(args.host, port):
+            raise CliError(f"port {port} on {args.host} is already in use; pick another "
+                           f"with {flag}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agents_sim.native import mixed_fleet
+    from broker import BrokerProcess, BrokerStartError
+    from edge_runtime.templates import load_templates
+
+    facilities: list[str] = args.facilities or list(DEFAULT_FACILITIES)
+    if len(set(facilities)) != len(facilities):
+        raise CliError(f"--facility names a facility twice: {', '.join(facilities)}")
+    data = Path(args.data)
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    templates = load_templates(args.templates)
+    demo_templates = sorted(k for k in templates if "@" not in k)  # latest version of each
+    fleets = {f: mixed_fleet(args.agents, capabilities=fleet_capabilities(templates),
+                             prefix=f"{f}-agent") if args.agents > 0 else []
+              for f in facilities}
+    secrets_ = _register_users(data, facilities, fleets)
+    _check_ports(args, facilities)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     broker = BrokerProcess(args.host, args.port, data / "passwd",
                            log_file=data / "logs" / "broker.log")
-    edges: dict[str, subprocess.Popen[bytes]] = {}
+    children: dict[str, subprocess.Popen[bytes]] = {}  # edges, then the hub: start order
     runners: list[FleetRunner] = []
     planner: DemoPlanner | None = None
     try:
@@ -144,36 +139,30 @@ def _run(args: argparse.Namespace) -> int:
         url = f"mqtt://{args.host}:{args.port}"
         print(f"broker      {url}  (users: {data / 'passwd'}, log: {data / 'logs'})", flush=True)
         for i, facility in enumerate(facilities):
-            edges[facility] = _start_edge(args, facility, i, url, secrets_[f"edge-{facility}"])
+            children[f"edge {facility!r}"] = start_edge(args, facility, i, url,
+                                                        secrets_[f"edge-{facility}"])
+        children["hub"] = start_hub(args, url, secrets_["hub"])
+        api = f"http://{args.host}:{args.api_port}"
+        _wait_ready(api, facilities, children, stop, data)
         for i, facility in enumerate(facilities):
-            _wait_edge_online(args, facility, secrets_["hub"], edges[facility])
             print(f"edge        facility {facility!r}  metrics "
                   f"http://{args.host}:{args.metrics_port + i}/metrics", flush=True)
-        from agents_sim.native import FleetRunner
-
-        for facility, specs in fleets.items():
-            if not specs:
-                continue
-            runner = FleetRunner(facility, specs, host=args.host, port=args.port,
-                                 credentials=lambda name: (name, secrets_[name]))
-            runner.start()
-            runners.append(runner)
-            print(f"fleet       {len(specs)} simulated agents in {facility!r}", flush=True)
+        token = admin_token(data)
+        print(f"hub API     {api}  (OpenAPI docs: {api}/docs, live: "
+              f"ws://{args.host}:{args.api_port}/ws/workflows)", flush=True)
+        print(f"admin token {token}  (also in {data / ADMIN_TOKEN_FILE}; "
+              "send as 'Authorization: Bearer …')", flush=True)
+        runners = _start_fleets(args, fleets, secrets_)
         if args.workflow_every > 0 and any(fleets.values()):
             from agents_sim.planner import DemoPlanner
 
-            planner = DemoPlanner(args.host, args.port, facilities, demo_templates,
-                                  every_s=args.workflow_every, password=secrets_["hub"],
-                                  client_id="up-demo-planner").start()
-            print(f"workflows   one demo workflow every {args.workflow_every:g} s "
+            planner = DemoPlanner(api, planner_token(data), facilities, demo_templates,
+                                  every_s=args.workflow_every).start()
+            print(f"workflows   one every {args.workflow_every:g} s through the REST API "
                   f"({', '.join(demo_templates)})", flush=True)
-        print("hub API     not part of this build yet (see docs/)", flush=True)
         print("ready; Ctrl-C stops everything", flush=True)
         while not stop.wait(0.5):
-            for facility, proc in edges.items():
-                if proc.poll() is not None:
-                    raise CliError(f"the edge of {facility!r} exited with status "
-                                   f"{proc.returncode}; see {data / 'logs'}")
+            _check_alive(children, data)
     except KeyboardInterrupt:
         pass
     finally:
@@ -181,49 +170,55 @@ def _run(args: argparse.Namespace) -> int:
         print("stopping…", flush=True)
         if planner is not None:
             planner.stop()
-        for runner in runners:
+        for runner in reversed(runners):
             runner.stop()
-        for proc in edges.values():
+        if "hub" in children:
+            stop_child(children.pop("hub"))
+        for proc in children.values():  # the edges: SIGTERM to all, then wait for each
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in edges.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for proc in children.values():
+            stop_child(proc)
         broker.stop()
     return 0
 
 
-def _start_edge(args: argparse.Namespace, facility: str, index: int, url: str,
-                password: str) -> subprocess.Popen[bytes]:
-    log = open(Path(args.data) / "logs" / f"edge-{facility}.log", "ab")  # noqa: SIM115
-    env = {**os.environ, "FLEETFLOW_EDGE_PASSWORD": password}
-    cmd = [sys.executable, "-m", "fleetflow", "edge", "--facility", facility, "--broker", url,
-           "--username", f"edge-{facility}", "--data", str(Path(args.data) / f"edge-{facility}"),
-           "--map", args.map, "--templates", args.templates,
-           "--metrics-port", str(args.metrics_port + index), "--metrics-host", args.host]
-    from broker import die_with_parent
+def _start_fleets(args: argparse.Namespace, fleets: dict[str, list[AgentSpec]],
+                  secrets_: dict[str, str]) -> list[FleetRunner]:
+    from agents_sim.native import FleetRunner
 
-    # Own session: Ctrl-C reaches only `up`, which stops the parts in order (edge before
-    # broker); and if `up` itself is killed, the edge gets SIGTERM rather than living on.
-    return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, preexec_fn=die_with_parent)
+    runners = []
+    for facility, specs in fleets.items():
+        if not specs:
+            continue
+        runner = FleetRunner(facility, specs, host=args.host, port=args.port,
+                             credentials=lambda name: (name, secrets_[name]))
+        runner.start()
+        runners.append(runner)
+        print(f"fleet       {len(specs)} simulated agents in {facility!r}", flush=True)
+    return runners
 
 
-def _wait_edge_online(args: argparse.Namespace, facility: str, hub_password: str,
-                      proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Wait for the edge's retained online status (what the hub would see)."""
-    from agents_sim.planner import wait_edge_online
+def _check_alive(children: dict[str, subprocess.Popen[bytes]], data: Path) -> None:
+    for name, proc in children.items():
+        if proc.poll() is not None:
+            raise CliError(f"the {name} process exited with status {proc.returncode}; "
+                           f"see {data / 'logs'}")
 
-    online = wait_edge_online(args.host, args.port, facility, password=hub_password,
-                              timeout=timeout, give_up=lambda: proc.poll() is not None,
-                              client_id=f"up-wait-{facility}")
-    if online:
+
+def _wait_ready(api: str, facilities: list[str], children: dict[str, subprocess.Popen[bytes]],
+                stop: threading.Event, data: Path, timeout: float = 60.0) -> None:
+    """Wait until the hub answers ``/health`` and sees every edge online (so both the API
+    and the edges work when ``ready`` is printed); fail fast if a child exits."""
+    from agents_sim.planner import wait_api_ready
+
+    def give_up() -> bool:
+        return stop.is_set() or any(p.poll() is not None for p in children.values())
+
+    if wait_api_ready(api, len(facilities), timeout=timeout, give_up=give_up) is not None:
         return
-    if proc.poll() is not None:
-        raise CliError(f"the edge of {facility!r} exited with status {proc.returncode}"
-                       f" at start; see {Path(args.data) / 'logs'}")
-    raise CliError(f"the edge of {facility!r} did not come online within "
-                   f"{timeout:g} s; see {Path(args.data) / 'logs'}")
+    if stop.is_set():
+        raise KeyboardInterrupt
+    _check_alive(children, data)
+    raise CliError(f"the hub did not see {len(facilities)} edges online at {api} within "
+                   f"{timeout:g} s; see {data / 'logs'}")

@@ -128,11 +128,15 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0,
     pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
 
 
-def run_stack(tmp: Path, mosquitto_bin: str) -> Iterator[Stack]:
-    """Start everything; yield the ``Stack``; stop everything."""
+def run_stack(tmp: Path, mosquitto_bin: str, *,
+              facilities: tuple[str, ...] = FACILITIES,
+              templates_text: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Start everything; yield the ``Stack``; stop everything. ``facilities`` and
+    ``templates_text`` (file name → YAML) replace the default three edges and templates
+    (the fitters join ``fc`` only when it is one of them)."""
     templates = tmp / "templates"
     templates.mkdir()
-    for name, text in TEMPLATES.items():
+    for name, text in (TEMPLATES if templates_text is None else templates_text).items():
         (templates / name).write_text(text)
     with ExitStack() as stack:
         mqtt_port = stack.enter_context(run_mosquitto(mosquitto_bin, tmp))
@@ -143,7 +147,7 @@ def run_stack(tmp: Path, mosquitto_bin: str) -> Iterator[Stack]:
         tokens = {role: store.create(f"{role}-user", role) for role in ROLES}
         api_port = free_port()
         s = Stack(f"http://127.0.0.1:{api_port}", mqtt_port, hub_data, tokens)
-        for f in FACILITIES:
+        for f in facilities:
             s.logs[f] = tmp / f"edge-{f}.log"
             s.args[f] = ["edge", "--facility", f, "--broker", broker, "--data",
                          str(tmp / f"edge-{f}"), "--templates", str(templates), "--map",
@@ -154,17 +158,18 @@ def run_stack(tmp: Path, mosquitto_bin: str) -> Iterator[Stack]:
         for name in s.args:
             s.start(name)
             stack.callback(s.stop, name)  # its latest process, after a restart too
-        fleet = FleetRunner("fc", [AgentSpec(f"fitter{i}", "human", ("fitter",), node="pack",
-                                             state_period_s=0.5, speed=20.0)
-                                   for i in (1, 2)], port=mqtt_port)
-        fleet.start()
-        stack.callback(fleet.stop)
+        if "fc" in facilities:
+            fleet = FleetRunner("fc", [AgentSpec(f"fitter{i}", "human", ("fitter",),
+                                                 node="pack", state_period_s=0.5, speed=20.0)
+                                       for i in (1, 2)], port=mqtt_port)
+            fleet.start()
+            stack.callback(fleet.stop)
 
         def ready() -> bool:
             r = httpx.get(f"{s.url}/health", timeout=2)
-            return r.status_code == 200 and r.json()["online"] == len(FACILITIES)
+            return r.status_code == 200 and r.json()["online"] == len(facilities)
 
-        wait_for(ready, 30, lambda: f"the hub to see {FACILITIES} online:\n{_tail(s)}")
+        wait_for(ready, 30, lambda: f"the hub to see {facilities} online:\n{_tail(s)}")
         yield s
 
 

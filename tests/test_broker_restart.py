@@ -18,8 +18,8 @@ import pytest
 from conftest import free_port
 from test_edge_e2e import VDA_TEMPLATE, Edge, F
 
+from agents_sim.mqtt_hub import HubClient, wait_edge_online
 from agents_sim.native import AgentSpec, FleetRunner
-from agents_sim.planner import HubClient, wait_edge_online
 from agents_sim.vda_agv import AgvRunner, run_agv
 from broker import BrokerProcess, mosquitto
 from edge_runtime.core import Event

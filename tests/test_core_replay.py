@@ -174,23 +174,33 @@ def assert_replays_identically(make_core: Callable[[], Core], live: Core,
     assert again.snapshot() == snapshot
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_replay_restore_and_rerun_are_identical(data: st.DataObject) -> None:
-    """Replaying the events, restoring the snapshot and re-running the inputs all agree."""
-    core = Core("f1", TEMPLATES, config=CONFIG)
+def random_history(core: Core, data: st.DataObject,
+                   draw_input: Callable[[Core, st.DataObject, int, float], Input], most: int,
+                   gaps: tuple[float, ...] = (0.5,),
+                   ) -> tuple[list[tuple[Input, float]], list[Event]]:
+    """Feed ``core`` up to ``most`` drawn inputs, ``gaps`` seconds apart; every input with
+    its time (refused ones too: a re-run must refuse them alike) and the events made."""
     inputs: list[tuple[Input, float]] = []
     events: list[Event] = []
     now = 1000.0
-    for n in range(1, data.draw(st.integers(5, 80))):
-        now += data.draw(st.sampled_from([0.0, 0.5, 3.0, 20.0]))
-        item = _random_input(core, data, n, now)
+    for n in range(1, data.draw(st.integers(5, most))):
+        now += data.draw(st.sampled_from(gaps))
+        item = draw_input(core, data, n, now)
         inputs.append((item, now))
         try:
             fx = core.handle(item, now)
         except CoreError:
             continue
         events.extend(e.event for e in fx if isinstance(e, Append))
+    return inputs, events
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_replay_restore_and_rerun_are_identical(data: st.DataObject) -> None:
+    """Replaying the events, restoring the snapshot and re-running the inputs all agree."""
+    core = Core("f1", TEMPLATES, config=CONFIG)
+    inputs, events = random_history(core, data, _random_input, 80, (0.0, 0.5, 3.0, 20.0))
     assert_replays_identically(lambda: Core("f1", TEMPLATES, config=CONFIG), core, inputs,
                                events)
 

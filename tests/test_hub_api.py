@@ -6,6 +6,7 @@ happy paths are in ``test_hub_api_writes.py``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +47,14 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/templates", "viewer", None),
     ("GET", "/api/v1/commands/hub-0", "viewer", None),
     ("GET", "/api/v1/events", "viewer", None),
+    # lending (test_hub_bookings.py has the happy paths)
+    ("POST", "/api/v1/agents/fitter1/lend", "supervisor",
+     {"from_facility": "fc", "to_facility": "fa"}),
+    ("POST", "/api/v1/agents/fitter1/return", "supervisor", {}),
+    ("POST", "/api/v1/resources/dock1/lend", "supervisor",
+     {"from_facility": "fa", "to_facility": "fb"}),
+    ("POST", "/api/v1/resources/dock1/return", "supervisor", {}),
+    ("GET", "/api/v1/loans", "viewer", None),
 ]
 _IDS = [f"{m} {p}" for m, p, _, _ in ENDPOINTS]
 
@@ -150,6 +159,27 @@ BAD = [
     ("GET", "/api/v1/workflows/{wid}/events?limit=100000", None, "query.limit"),
     ("GET", "/api/v1/agents?facility=a%2Bb", None, "query.facility"),
     ("GET", "/api/v1/events?limit=0", None, "query.limit"),
+    ("DELETE", "/api/v1/workflows/{wid}?consistency=psychic", None, "query.consistency"),
+    ("POST", "/api/v1/workflows/{wid}/resume", {"reason": "x" * 2000}, "body.reason"),
+    ("GET", "/api/v1/workflows/a%2Bb/dependencies", None, "path.workflow_id"),
+    ("GET", "/api/v1/workflows/a%2Bb/checkpoints", None, "path.workflow_id"),
+    ("POST", "/api/v1/workflows/{wid}/sync/me%2Bet/agent/fitter1", {}, "path.sync_point"),
+    ("GET", "/api/v1/agents/a%2Bb/workflows", None, "path.agent_id"),
+    ("POST", "/api/v1/facilities/a%2Bb/release", {}, "path.facility_id"),
+    ("GET", "/api/v1/conflicts?limit=0", None, "query.limit"),
+    ("GET", "/api/v1/commands/a%2Bb", None, "path.command_id"),
+    ("POST", "/api/v1/agents/fitter1/lend", {"from_facility": "fc"}, "body.to_facility"),
+    ("POST", "/api/v1/agents/a%2Bb/return", {}, "path.agent_id"),
+    ("POST", "/api/v1/resources/dock1/lend", {"from_facility": "fa", "to_facility": "f+b"},
+     "body.to_facility"),
+    ("POST", "/api/v1/resources/dock1/return", {"from_facility": "a+b"},
+     "body.from_facility"),
+    ("GET", "/api/v1/workflows?label=team", None, "query.label"),
+    ("POST", "/api/v1/workflows", {"facility": "fa", "template": "api_pick",
+                                   "labels": {"a=b": "x"}}, "body.labels"),
+    ("PUT", "/api/v1/workflows/{wid}", {"labels": {"team": "x=y"}}, "body.labels"),
+    ("POST", "/api/v1/workflows/batch",
+     {"action": "pause", "filter": {"label": "nokey"}}, "body.filter.label"),
 ]
 
 
@@ -239,3 +269,58 @@ def test_bounded_staleness_read(stack: Stack, wid: str) -> None:
     with stack.client("viewer", **{"X-Consistency": "bounded_staleness"}) as c:
         r = c.get(f"/api/v1/workflows/{wid}", params={"max_staleness_s": 60})
     assert r.status_code == 200 and r.json()["id"] == wid
+
+
+def _operations(stack: Stack) -> list[tuple[str, str, bool]]:
+    """(method, path template, takes input) of every /api/v1 operation the live
+    OpenAPI document declares."""
+    with stack.client(None) as c:
+        spec = c.get("/openapi.json").json()
+    return [(method.upper(), path, bool(op.get("parameters") or op.get("requestBody")))
+            for path, ops in spec["paths"].items() if path.startswith("/api/v1/")
+            for method, op in ops.items()]
+
+
+def _covers(template: str, method: str, table: list[tuple[str, str]]) -> bool:
+    parts = re.split(r"\{[^/]+?\}", template)
+    pattern = re.compile("[^/]+".join(map(re.escape, parts)) + "$")
+    return any(m == method and pattern.match(p.split("?")[0].replace("{wid}", "w"))
+               for m, p in table)
+
+
+def test_every_endpoint_is_in_the_tables(stack: Stack) -> None:
+    """Every /api/v1 operation of the live OpenAPI document is checked above for 401 and
+    (above viewer) 403; every one that takes input also for 422 — a new route cannot
+    slip past these tests."""
+    operations = _operations(stack)
+    assert len(operations) >= len(ENDPOINTS) - 1
+    checked = [(m, p) for m, p, _, _ in ENDPOINTS]
+    validated = [(m, p) for m, p, _, _ in BAD]
+    missing = [f"{m} {t}" for m, t, _ in operations if not _covers(t, m, checked)]
+    unvalidated = [f"{m} {t}" for m, t, takes in operations
+                   if takes and not _covers(t, m, validated)]
+    assert missing == [] and unvalidated == []
+
+
+def test_labels_filter_lists_and_follow_updates(stack: Stack) -> None:
+    """Labels given at creation filter lists (alone or with a facility); an update moves a
+    workflow from one label's list to another's."""
+    with stack.client("planner") as c:
+        north = {create(c, "fa", labels={"team": "north"}) for _ in range(2)}
+        south = create(c, "fb", labels={"team": "south", "rush": "yes"})
+
+        def ids(**params: str) -> set[str]:
+            page = c.get("/api/v1/workflows", params={**params, "limit": 500}).json()
+            assert page["count"] == len(page["items"])
+            return {w["id"] for w in page["items"]}
+
+        assert ids(label="team=north") == north
+        assert ids(label="team=north", facility="fb") == set()
+        assert ids(label="rush=yes", facility="fb") == {south}
+        moved = next(iter(north))
+        r = c.put(f"/api/v1/workflows/{moved}", json={"labels": {"team": "south"}})
+        assert r.status_code == 200, r.text
+        assert c.get(f"/api/v1/workflows/{moved}").json()["labels"] == {"team": "south"}
+        assert wait_for(lambda: ids(label="team=south") == {south, moved},
+                        what="the moved workflow in team=south")
+        assert ids(label="team=north") == north - {moved}

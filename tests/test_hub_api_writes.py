@@ -116,7 +116,7 @@ def test_pause_resume_cancel(stack: Stack) -> None:
 
 def test_dependencies_cycle_and_cross_facility(stack: Stack) -> None:
     """A dependency is added and listed; one closing a cycle is refused naming it; one on
-    a workflow of another facility is 501 (not served yet)."""
+    a workflow of another facility is held by the hub (tests/test_hub_dependencies.py)."""
     with stack.client("planner") as c:
         first, third = create(c, "fa"), create(c, "fa")
         second = create(c, "fa", depends_on=[first])  # pending: it may take another
@@ -131,7 +131,11 @@ def test_dependencies_cycle_and_cross_facility(stack: Stack) -> None:
         assert c.get(f"/api/v1/workflows/{second}/dependencies").json()["depends_on"] == [
             first, third]
     assert cycle.status_code == 409 and "cycle" in cycle.json()["error"]["message"]
-    assert cross.status_code == 501 and "fb" in cross.json()["error"]["message"]
+    assert cross.status_code == 200, cross.text
+    with stack.client("viewer") as c:
+        deps = c.get(f"/api/v1/workflows/{second}/dependencies").json()["dependencies"]
+    assert (other, "fb", True) in [(d["source"], d["facility"], d["cross_facility"])
+                                   for d in deps]
 
 
 def test_coordination_checkpoint_recover(stack: Stack) -> None:

@@ -292,6 +292,14 @@ class HubCommand(Message):
         "sync_arrival",
         "facility_stop",
         "facility_release",
+        # the hub's verdict on an external workflow dependency (edge_runtime.core._workflow_deps)
+        "resolve_dependency",
+        # agents and resources lent between facilities (edge_runtime.core._lending)
+        "lend_agent",
+        "reclaim_agent",
+        "lend_resource",
+        "reclaim_resource",
+        "release_booking",
     ]
     args: Data = Field(default_factory=dict)
     consistency: Literal["strong", "eventual", "bounded_staleness"] = "eventual"

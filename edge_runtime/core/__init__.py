@@ -13,6 +13,14 @@ from edge_runtime.core._command_args import BadArguments
 from edge_runtime.core._config import CoreConfig, CostFunction
 from edge_runtime.core._conflict import ConflictView
 from edge_runtime.core._core import Core, Input
+from edge_runtime.core._dependency_rules import (
+    DEPENDENCY_TYPES,
+    DependencyOutcome,
+    SourceFacts,
+    check_dependency,
+    dependency_outcome,
+    source_facts,
+)
 from edge_runtime.core._effects import Append, Archive, CancelTimer, Effect, Publish, SetTimer
 from edge_runtime.core._errors import (
     CoreError,
@@ -50,6 +58,7 @@ from edge_runtime.core._views import (
 )
 
 __all__ = [
+    "DEPENDENCY_TYPES",
     "STEP_TERMINAL",
     "STRATEGIES",
     "WORKFLOW_TERMINAL",
@@ -66,6 +75,7 @@ __all__ = [
     "CoreError",
     "CostFunction",
     "DependencyCycle",
+    "DependencyOutcome",
     "Effect",
     "Event",
     "FacilityState",
@@ -76,6 +86,7 @@ __all__ = [
     "Restarted",
     "RetryPolicy",
     "SetTimer",
+    "SourceFacts",
     "StaleInput",
     "Step",
     "StepRun",
@@ -87,13 +98,16 @@ __all__ = [
     "UnknownEntity",
     "WorkflowRun",
     "WorkflowView",
+    "check_dependency",
     "check_strategies",
     "decode_event",
     "decode_workflow_record",
+    "dependency_outcome",
     "encode_event",
     "encode_workflow_record",
     "min_cost_assignment",
     "parse_template",
+    "source_facts",
     "step_machine",
     "workflow_machine",
 ]

@@ -140,4 +140,5 @@ class TeamMatcher:
 def _able(agent: Agent) -> bool:
     """Online, in automatic mode, not stopped: it will be free once its step ends."""
     return (agent.online and not agent.e_stop and agent.mode == "automatic"
-            and agent.stopped_by is None and agent.status in ("idle", "busy"))
+            and agent.stopped_by is None and agent.status in ("idle", "busy")
+            and agent.lent_to is None)

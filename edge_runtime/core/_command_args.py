@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -12,7 +12,7 @@ from topics import HubCommand, Identifier
 
 __all__ = [
     "BadArguments", "CheckpointArgs", "ConflictArgs", "CoordinationArgs", "CreateArgs",
-    "DependencyArgs", "OperatorArgs",
+    "DependencyArgs", "DependencySpec", "OperatorArgs", "ResolveDependencyArgs",
     "WorkflowArgs", "parse_args",
 ]
 
@@ -23,8 +23,29 @@ class BadArguments(CoreError):
     reason = "bad_args"
 
 
+LabelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+"""A label's key: letters, digits, ``_ . -``; 1 to 64 of them."""
+LabelValue = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f=]+$")]
+"""A label's value: 1 to 64 printable characters, no ``=`` (``key=value`` filters)."""
+
+
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+DependencyType = Literal["sequential", "parallel", "conditional", "resource_based",
+                         "data_flow"]
+"""The five types of a dependency between workflows (``_dependency_rules``)."""
+
+
+class DependencySpec(_Args):
+    """One typed dependency of a workflow being created (``create_workflow.dependencies``);
+    ``facility`` another than the edge's: an external one, resolved by the hub."""
+
+    depends_on: Identifier
+    type: DependencyType = "sequential"
+    conditions: dict[str, Any] = Field(default_factory=dict)
+    facility: Identifier | None = None
 
 
 class CreateArgs(_Args):
@@ -37,10 +58,14 @@ class CreateArgs(_Args):
     deadline: float | None = Field(default=None, ge=0, le=1e11)
     data: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[Identifier] = Field(default_factory=list, max_length=64)
+    dependencies: list[DependencySpec] = Field(default_factory=list, max_length=64)
+    """Typed (and external) dependencies, next to the plain sequential ``depends_on``."""
     coordination: Protocol | None = None
     """The allocation protocol (default: the template's)."""
     agents: list[Identifier] | None = Field(default=None, max_length=256)
     """Only these agents may take part in the workflow (default: any able agent)."""
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    """What the operator tags it with (``team: north``): lists filter by them."""
 
 
 class CoordinationArgs(_Args):
@@ -72,9 +97,25 @@ class DependencyArgs(_Args):
     """Seq of the workflow's last event the sender saw; later events: refused as stale."""
     depends_on: Identifier | None = None
     """Workflow-level: ``workflow_id`` starts only after ``depends_on`` completed."""
+    type: DependencyType = "sequential"
+    conditions: dict[str, Any] = Field(default_factory=dict)
+    facility: Identifier | None = None
+    """Workflow-level, typed: the source's facility if not this edge's (external)."""
     step: Identifier | None = None
     after: Identifier | None = None
     """Step-level: ``step`` of ``workflow_id`` starts only after its step ``after``."""
+
+
+class ResolveDependencyArgs(_Args):
+    """``resolve_dependency``: the hub's verdict on an external dependency."""
+
+    workflow_id: Identifier
+    depends_on: Identifier
+    facility: Identifier
+    verdict: Literal["release", "fail", "skip"]
+    data: dict[str, Any] = Field(default_factory=dict)
+    """``release`` of a ``data_flow`` dependency: merged into the target's data."""
+    reason: str = Field(default="", max_length=1024)
 
 
 class CheckpointArgs(_Args):

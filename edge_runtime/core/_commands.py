@@ -28,6 +28,7 @@ from edge_runtime.core._errors import CoreError, DependencyCycle, UnknownEntity
 from edge_runtime.core._facility_stop import FacilityStops
 from edge_runtime.core._flow import Flow
 from edge_runtime.core._hub_actions import HubActions
+from edge_runtime.core._lending import Lending
 from edge_runtime.core._lifecycle import Lifecycle
 from edge_runtime.core._lookup import find_step, find_workflow
 from edge_runtime.core._machine import WORKFLOW_TERMINAL
@@ -35,6 +36,7 @@ from edge_runtime.core._operator import OperatorActions
 from edge_runtime.core._recovery import Recovery
 from edge_runtime.core._state import FacilityState, WorkflowRun
 from edge_runtime.core._sync import SyncPoints
+from edge_runtime.core._workflow_deps import WorkflowDeps
 from topics import HubCommand
 
 if TYPE_CHECKING:
@@ -62,6 +64,8 @@ class HubCommands:
         self.recovery = recovery
         self.confirmations = confirmations
         self.operator = OperatorActions(lifecycle, flow, allocation, recovery, confirmations)
+        self.deps = WorkflowDeps(flow, _check_workflow_cycle)
+        """Typed and external dependencies between workflows (``_workflow_deps``)."""
         self._actions: dict[str, _Action] = {
             "create_workflow": self.create_workflow,
             "cancel_workflow": self.cancel_workflow,
@@ -75,6 +79,10 @@ class HubCommands:
             # update_workflow, recover, list_checkpoints, sync_arrival; the scoped stop
             **HubActions(lifecycle, flow, allocation, sync, self.operator).actions(),
             **FacilityStops(conflicts, allocation).actions(),
+            # resolve_dependency: the hub's verdict on an external dependency
+            **self.deps.actions(),
+            # agents and resources lent between facilities (_lending)
+            **Lending(allocation, confirmations).actions(),
         }
 
     def handlers(self) -> dict[type, Callable[[Context, Any], None]]:
@@ -102,7 +110,8 @@ class HubCommands:
         template = state.template(a.template)
         if a.workflow_id in state.workflows or a.workflow_id in state.archived:
             raise CoreError(f"workflow {a.workflow_id!r} already exists")
-        deps = {d: _dependency_state(state, d) for d in dict.fromkeys(a.depends_on)}
+        plain, typed = self.deps.for_create(state, a)  # typed, external (_workflow_deps)
+        deps = {d: _dependency_state(state, d) for d in plain}
         for dep, dep_state in deps.items():
             if dep_state in ("failed", "cancelled"):
                 raise CoreError(f"workflow {a.workflow_id} cannot depend on {dep_state} {dep}")
@@ -110,13 +119,16 @@ class HubCommands:
             "template": template.name, "version": template.version, "priority": a.priority,
             "deadline": a.deadline, "data": {**template.data, **a.data},
             "depends_on": list(deps),
+            **({"dependencies": typed} if typed else {}),
             # Only when chosen: older logs and plain workflows read the template's.
             **({"coordination": a.coordination} if a.coordination else {}),
             **({"agents": a.agents} if a.agents is not None else {}),
+            **({"labels": a.labels} if a.labels else {}),
         })
         wf = state.workflows[a.workflow_id]
         if a.deadline is not None:  # the deadline_at_risk rule looks again then (_temporal)
             ctx.set_timer(f"deadline:{wf.id}", a.deadline)
+        self.deps.evaluate(ctx, wf)
         self.flow.start_if_ready(ctx, wf)
         return {"workflow_id": wf.id, "state": wf.state}
 
@@ -164,6 +176,11 @@ class HubCommands:
         a: DependencyArgs = parse_args(DependencyArgs, cmd)
         state = ctx.state
         wf = find_workflow(state, a.workflow_id)
+        if a.depends_on is None and (a.type != "sequential" or a.conditions or a.facility):
+            raise CoreError("add_dependency: type, conditions and facility go with depends_on")
+        typed = None if a.depends_on is None else self.deps.add(ctx, wf, a)
+        if typed is not None:  # a typed or external one (_workflow_deps)
+            return typed
         if a.depends_on is not None:
             before_state = _dependency_state(state, a.depends_on)
             _check_workflow_cycle(state, a.depends_on, wf)

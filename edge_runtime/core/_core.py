@@ -140,6 +140,7 @@ class Core:
         commands = HubCommands(self.lifecycle, flow, allocation, sync, recovery, confirmations,
                                conflicts)
         commands.consistency = self.consistency
+        self.workflow_deps = commands.deps
         timers = Timers(agents, flow, allocation, recovery, self.temporal)
         timers.auctions, timers.consensus = self.auctions, consensus
         self.components: tuple[Any, ...] = (
@@ -175,6 +176,9 @@ class Core:
             raise CoreError(f"the core does not take {type(input).__name__} inputs")
         ctx = Context(self.state, self.projection, now)
         handler(ctx, input)
+        # Typed dependants of what changed (_workflow_deps); again at the end for what the
+        # reviews below changed.
+        reviewed = self.workflow_deps.review(ctx)
         self.contention.review(ctx)  # agents and resources claimed twice (_contention)
         if self.battery is not None:
             self.battery.review(ctx)
@@ -185,6 +189,8 @@ class Core:
             self.deadlocks.check(ctx)  # a step waits: a cycle may have closed (_deadlock)
         if state.deadlines or state.open_conflicts:
             self.temporal.review(ctx)
+        if len(ctx.effects) > reviewed:
+            self.workflow_deps.review(ctx, reviewed)
         if ctx.archivable:
             self.archiver.archive_ready(ctx)
         return ctx.effects

@@ -3,7 +3,8 @@
 Within a workflow: a pending step starts once its predecessors ended (sequential, fork/join,
 data flow), unless its condition is false, its decision branch was not taken, or no
 predecessor ran (then it is skipped). Between workflows: a workflow starts once every
-workflow it depends on completed, and fails if one of them failed or was cancelled.
+workflow it depends on completed, and fails if one of them failed or was cancelled (typed
+and external dependencies between workflows are decided in ``_workflow_deps``).
 """
 
 from __future__ import annotations
@@ -139,11 +140,15 @@ class Flow:
         ``wf`` just ended: it, and the workflows it waited for, may now be archived."""
         ctx.archivable.append(wf.id)
         ctx.archivable.extend(wf.depends_on)
+        if wf.deps is not None:  # local sources of typed dependencies (_workflow_deps)
+            ctx.archivable.extend(e[0] for e in wf.deps if e[3] is None)
         workflows = ctx.state.workflows
         for dep_id in wf.dependents:
             dep = workflows.get(dep_id)
             if dep is None or dep.state != "pending":
                 continue
+            if dep.deps is not None and wf.id not in dep.depends_on:
+                continue  # a typed dependency: ``WorkflowDeps.review`` decides it
             if wf.state != "completed":
                 ctx.emit("workflow_failed", dep.id,
                          {"reason": f"dependency {wf.id} {wf.state}"})
@@ -152,11 +157,12 @@ class Flow:
                 self.start_if_ready(ctx, dep)
 
     def start_if_ready(self, ctx: Context, wf: WorkflowRun) -> None:
-        """Start the pending ``wf`` if every workflow it depends on completed."""
+        """Start the pending ``wf`` if every workflow it depends on completed (and every
+        typed or external dependency of it was released: ``_workflow_deps``)."""
         state = ctx.state
         if wf.state == "pending" and all(
             state.state_of(d) == "completed" for d in wf.depends_on
-        ):
+        ) and (wf.deps is None or all(e[4] == "released" for e in wf.deps)):
             ctx.emit("workflow_started", wf.id, {})
             self.advance(ctx, wf)
             ctx.archivable.extend(wf.depends_on)

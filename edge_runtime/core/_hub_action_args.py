@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from edge_runtime.core._command_args import _Args
+from edge_runtime.core._command_args import LabelKey, LabelValue, _Args
 from topics import Identifier
 
 __all__ = [
@@ -30,13 +30,15 @@ class UpdateArgs(_Args):
     """Drop the deadline (``deadline`` absent means "unchanged", so this says "none")."""
     data: dict[str, Any] | None = None
     """Variables to set (merged into the workflow's data; others keep their values)."""
+    labels: dict[LabelKey, LabelValue | None] | None = Field(default=None, max_length=32)
+    """Labels to set (merged), or to remove (``None``)."""
 
     @model_validator(mode="after")
     def _something(self) -> UpdateArgs:
         if self.priority is None and self.deadline is None and not self.clear_deadline \
-                and not self.data:
-            raise ValueError("nothing to update: give priority, deadline, clear_deadline "
-                             "or data")
+                and not self.data and not self.labels:
+            raise ValueError("nothing to update: give priority, deadline, clear_deadline, "
+                             "data or labels")
         if self.clear_deadline and self.deadline is not None:
             raise ValueError("deadline and clear_deadline contradict each other")
         return self

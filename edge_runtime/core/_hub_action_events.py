@@ -46,3 +46,6 @@ class HubActionEvents:
         if "data" in d:
             wf.data = {**wf.data, **d["data"]}
             wf.data_version += 1
+        if "labels" in d:  # copy on write; ``None`` removes a label
+            labels = {**(wf.labels or {}), **d["labels"]}
+            wf.labels = {k: v for k, v in labels.items() if v is not None} or None

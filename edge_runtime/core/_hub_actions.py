@@ -72,6 +72,10 @@ class HubActions:
             change["deadline"] = a.deadline
         if a.data:
             change["data"] = a.data
+        if a.labels:
+            labels = {k: v for k, v in a.labels.items() if (wf.labels or {}).get(k) != v}
+            if labels:
+                change["labels"] = labels
         if change:
             ctx.emit("workflow_updated", wf.id, {**change, "cmd": cmd.command_id})
             if "deadline" in change:
@@ -82,6 +86,7 @@ class HubActions:
             if "priority" in change:
                 self.allocation.allocate_waiting(ctx)
         return {"workflow_id": wf.id, "priority": wf.priority, "deadline": wf.deadline,
+                "labels": wf.labels or {},
                 "data_version": wf.data_version, "changed": sorted(change)}
 
     # --- recover ----------------------------------------------------------------------

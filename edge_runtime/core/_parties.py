@@ -19,6 +19,7 @@ class Agent:
         "e_stop",
         "id",
         "kind",
+        "lent_to",
         "liveness",
         "mode",
         "node",
@@ -60,14 +61,18 @@ class Agent:
         self.bids = True
         """It answers calls for proposals itself; else the edge bids for it (``_auction``:
         VDA 5050 AGVs, simple devices; ``AgentConn.bids``)."""
+        self.lent_to: str | None = None
+        """The facility this agent is lent to (``_lending``): it takes no new work here
+        until reclaimed."""
 
     @property
     def available(self) -> bool:
-        """Online, unassigned, able, in automatic mode and not stopped for safety."""
+        """Online, unassigned, able, in automatic mode, not stopped for safety and not lent
+        to another facility."""
         return (
             self.online and self.task is None and not self.e_stop and self.mode == "automatic"
             and self.status in ("idle", "busy") and self.stopped_by is None
-            and self.sub_task is None
+            and self.sub_task is None and self.lent_to is None
         )
 
 

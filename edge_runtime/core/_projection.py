@@ -22,6 +22,7 @@ from edge_runtime.core._errors import CoreError
 from edge_runtime.core._event import Event
 from edge_runtime.core._hierarchy_events import HierarchyEvents
 from edge_runtime.core._hub_action_events import HubActionEvents
+from edge_runtime.core._lending_events import LendingEvents
 from edge_runtime.core._lifecycle import Lifecycle
 from edge_runtime.core._recovery_events import RecoveryEvents
 from edge_runtime.core._state import (
@@ -29,6 +30,7 @@ from edge_runtime.core._state import (
     FacilityState,
     WorkflowRun,
 )
+from edge_runtime.core._workflow_deps_events import WorkflowDepEvents
 from edge_runtime.core._workqueue_events import WorkQueueEvents
 
 __all__ = ["Projection"]
@@ -39,7 +41,7 @@ _Applier = Callable[[WorkflowRun | None, dict[str, Any], Event], None]
 class Projection(
     ConfirmationEvents, ConflictEvents, ConsensusEvents, HierarchyEvents, ContentionEvents,
     AuctionEvents, WorkQueueEvents, ConsistencyEvents, CoalitionEvents, RecoveryEvents,
-    HubActionEvents,
+    HubActionEvents, LendingEvents, WorkflowDepEvents,
 ):
     """Applies the facility's events, in seq order, to its ``FacilityState``."""
 
@@ -134,11 +136,14 @@ class Projection(
         wf.created_hlc = ev.hlc
         wf.coordination = d.get("coordination", template.coordination)
         wf.allowed_agents = d.get("agents")
+        wf.labels = d.get("labels")
         self.state.workflows[wf.id] = wf
         if wf.deadline is not None:
             self.state.deadlines += 1
         for dep in d["depends_on"]:
             self._link(dep, wf)
+        if "dependencies" in d:  # typed and external ones (_workflow_deps)
+            self._add_deps(wf, d["dependencies"])
 
     def _link(self, before: str, after: WorkflowRun) -> None:
         """``after`` depends on ``before`` (live, or archived: then it only names it)."""
@@ -215,7 +220,9 @@ class Projection(
 
     def _on_dependency_added(self, wf: WorkflowRun | None, d: dict[str, Any], ev: Event) -> None:
         assert wf is not None
-        if "depends_on" in d:
+        if "type" in d:  # a typed or external one (_workflow_deps)
+            self._add_deps(wf, [d])
+        elif "depends_on" in d:
             self._link(d["depends_on"], wf)
         else:
             st = wf.steps[d["step"]]

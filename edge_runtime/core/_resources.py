@@ -80,7 +80,10 @@ class Resources:
         """Whether every resource in ``needs`` may go to ``st`` now: free, or held across
         steps by its own workflow and not in use by another of its running steps."""
         holds = state.holds
+        lent = state.lent_resources
         for res in needs:
+            if lent and res in lent:
+                return False  # lent to another facility (``_lending``)
             holder = holds.get(res)
             if holder is None:
                 continue

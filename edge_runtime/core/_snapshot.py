@@ -51,6 +51,8 @@ def _agent_extra(a: Agent) -> dict[str, Any]:
         extra["bids"] = False
     if a.queued:
         extra["queued"] = [list(q) for q in a.queued]
+    if a.lent_to is not None:
+        extra["lent_to"] = a.lent_to
     return extra
 
 
@@ -60,6 +62,7 @@ def _load_agent_extra(a: Agent, extra: dict[str, Any]) -> None:
     a.sub_task = (sub_task[0], sub_task[1], sub_task[2]) if sub_task else None
     a.bids = extra.get("bids", True)
     a.queued = [(wid, sid) for wid, sid in extra.get("queued", ())]
+    a.lent_to = extra.get("lent_to")
 
 
 def _conflict(c: Conflict) -> list[Any]:
@@ -154,6 +157,10 @@ def _workflow_extra(wf: WorkflowRun) -> dict[str, Any]:
         extra["last"] = [wf.last_seq, wf.last_hlc]
     if wf.spans:  # resources held across steps (``_resources``)
         extra["spans"] = wf.spans
+    if wf.deps is not None:  # typed and external dependencies (``_workflow_deps``)
+        extra["deps"] = wf.deps
+    if wf.labels:
+        extra["labels"] = wf.labels
     return extra
 
 
@@ -183,6 +190,8 @@ def _load_workflow_extra(wf: WorkflowRun, extra: dict[str, Any]) -> None:
     wf.held = extra.get("held", {})
     wf.last_seq, wf.last_hlc = extra.get("last", (0, 0))
     wf.spans = extra.get("spans", {})
+    wf.deps = extra.get("deps")
+    wf.labels = extra.get("labels")
 
 
 def _state_extra(p: FacilityState) -> dict[str, Any]:
@@ -192,6 +201,8 @@ def _state_extra(p: FacilityState) -> dict[str, Any]:
         extra["auctions"] = [auction_row(a) for a in p.auctions.values()]
     if p.starving:
         extra["starving"] = [list(key) for key in p.starving]
+    if p.lent_resources:
+        extra["lent_resources"] = p.lent_resources
     return extra
 
 
@@ -201,6 +212,7 @@ def _load_state_extra(p: FacilityState, extra: dict[str, Any]) -> None:
         auction = p.auctions[row[0]] = auction_from_row(row)
         p.auction_of[auction.key] = auction.id
     p.starving = [(wid, sid) for wid, sid in extra.get("starving", ())]
+    p.lent_resources = dict(extra.get("lent_resources", {}))
     p.agent_queued = sum(len(a.queued) for a in p.agents.values())  # derived (_workqueues)
 
 

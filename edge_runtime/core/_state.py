@@ -139,10 +139,12 @@ class WorkflowRun:
         "deadline",
         "dependents",
         "depends_on",
+        "deps",
         "ended_hlc",
         "held",
         "history",
         "id",
+        "labels",
         "last_hlc",
         "last_seq",
         "order",
@@ -176,7 +178,14 @@ class WorkflowRun:
         """Steps whose retries are exhausted, waiting for an operator."""
         self.checkpoints: dict[str, dict[str, Any]] = {}
         self.depends_on: list[str] = []
+        """Plain sequential dependencies on workflows of this facility."""
         self.dependents: list[str] = []
+        """Workflows that depend on this one here (plainly or typed)."""
+        self.labels: dict[str, str] | None = None
+        """What the operator tagged it with (``None``: nothing; saves memory)."""
+        self.deps: list[list[Any]] | None = None
+        """Typed and external dependencies (``_workflow_deps``): ``[depends_on, type,
+        conditions, facility | None, status]`` each; ``None`` (most workflows) if none."""
         self.rollback: str | None = None
         """While compensating: what follows (``abort`` or ``retry``)."""
         self.reason = ""
@@ -261,6 +270,9 @@ class FacilityState:
         self.agent_queued = 0
         """Steps queued on busy agents (``Agent.queued``), all agents together: 0 lets
         allocation skip looking for queued work (``_workqueues``)."""
+        self.lent_resources: dict[str, str] = {}
+        """Resource name -> the facility it is lent to (``_lending``): local steps needing
+        it wait as if it were held."""
 
     # --- reading ----------------------------------------------------------------------
 

@@ -19,6 +19,9 @@ __all__ = [
 
 _RECORD_FORMAT = 1
 
+Dependency = tuple[str, str, dict[str, Any], str | None, str]
+"""A typed dependency as a view shows it (``WorkflowView.dependencies``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StepView:
@@ -63,6 +66,12 @@ class WorkflowView:
     """Its allocation protocol (docs/coordination.md)."""
     allowed_agents: tuple[str, ...] | None = None
     """Only these agents may take part in it; ``None``: any able agent."""
+    dependencies: tuple[Dependency, ...] = ()
+    """Its typed and external dependencies (``depends_on`` lists the plain ones):
+    ``(depends_on, type, conditions, facility | None, status)``, status ``waiting``,
+    ``released``, ``failed`` or ``skipped``."""
+    labels: dict[str, str] | None = None
+    """What the operator tagged it with (``create_workflow.labels``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,8 @@ class AgentView:
     available: bool
     queued: tuple[tuple[str, str], ...] = ()
     """``(workflow_id, step_id)`` queued on it, next first (work queues)."""
+    lent_to: str | None = None
+    """The facility it is lent to (``_lending``): no new work here meanwhile."""
 
 
 def _step_view(st: StepRun) -> StepView:
@@ -102,7 +113,13 @@ def workflow_view(wf: WorkflowRun) -> WorkflowView:
         tuple(wf.awaiting), tuple(wf.depends_on), tuple(wf.checkpoints),
         wf.rollback is not None, wf.reason, _seconds(wf.created_hlc), _seconds(wf.ended_hlc),
         wf.coordination, None if wf.allowed_agents is None else tuple(wf.allowed_agents),
+        _dependencies(wf.deps), None if wf.labels is None else dict(wf.labels),
     )
+
+
+def _dependencies(deps: list[list[Any]] | None) -> tuple[Dependency, ...]:
+    """Copies of ``WorkflowRun.deps`` entries (or of a record's)."""
+    return tuple((d[0], d[1], dict(d[2]), d[3], d[4]) for d in deps or ())
 
 
 def encode_workflow_record(wf: WorkflowRun) -> bytes:
@@ -117,6 +134,9 @@ def encode_workflow_record(wf: WorkflowRun) -> bytes:
         wf.priority, wf.deadline, wf.data, steps, wf.awaiting, wf.depends_on,
         list(wf.checkpoints), wf.rollback is not None, wf.reason, _seconds(wf.created_hlc),
         _seconds(wf.ended_hlc), wf.coordination, wf.allowed_agents,
+        # Optional tail: typed dependencies, then labels (only what is there is written).
+        *([wf.deps] if wf.deps is not None or wf.labels else []),
+        *([wf.labels] if wf.labels else []),
     ], use_bin_type=True)
 
 
@@ -135,6 +155,8 @@ def decode_workflow_record(raw: bytes) -> WorkflowView:
             {s[0]: StepView(*s) for s in steps}, tuple(awaiting), tuple(depends_on),
             tuple(checkpoints), rolling_back, reason, created_at, ended_at, coordination,
             None if allowed is None else tuple(allowed),
+            _dependencies(row[19] if len(row) > 19 else None),
+            row[20] if len(row) > 20 else None,
         )
     except Exception as exc:  # msgpack and unpacking raise many types: all mean "not a record"
         raise CoreError(f"not a workflow record: {exc}") from None
@@ -145,4 +167,5 @@ def agent_view(agent: Agent) -> AgentView:
     return AgentView(
         agent.id, agent.kind, tuple(sorted(agent.caps)), agent.online, agent.status,
         agent.node, agent.battery, agent.task, agent.available, tuple(agent.queued),
+        agent.lent_to,
     )

@@ -40,7 +40,7 @@ def _could_queue(agent: Agent, k: int) -> bool:
         agent.task is not None and len(agent.queued) < k and agent.online
         and not agent.e_stop and agent.mode == "automatic"
         and agent.status in ("idle", "busy") and agent.stopped_by is None
-        and agent.sub_task is None
+        and agent.sub_task is None and agent.lent_to is None
     )
 
 
