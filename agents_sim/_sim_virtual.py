@@ -1,0 +1,274 @@
+"""The virtual mode: a scenario run in-process under SimPy time, deterministically.
+
+One real ``edge_runtime.core.Core`` per facility (``SimEdge``), one SimPy process per agent
+(``SimAgent``, hosting the native ``AgentBehaviour``), arrival processes that send the
+hub's ``create_workflow`` commands, and fault processes. No broker, no thread, no wall
+clock: time is ``EPOCH + env.now``, every random number comes from ``random.Random``
+seeded by the scenario seed, and SimPy orders simultaneous events by when they were
+scheduled — so the same scenario and seed give the same events, byte for byte
+(``SimResult.log_hash``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from agents_sim._native_spec import AgentSpec
+from agents_sim._sim_agent import DEFAULT_SPEED, AgentModel, SimAgent, SimLink
+from agents_sim._sim_edge import SimEdge
+from agents_sim._sim_scenario import Arrival, FacilitySpec, Fault, Scenario
+from edge_runtime.core import Core, CoreConfig, Event
+from edge_runtime.facility import FacilityMap
+from topics import pack_edge_events
+
+__all__ = ["EPOCH", "Progress", "SimResult", "log_hash", "run_virtual"]
+
+EPOCH = 1_767_225_600.0
+"""What simulated time 0 is (2026-01-01T00:00:00Z): a fixed clock, never the wall's."""
+
+Progress = Callable[[float, float], None]
+"""Called with (simulated seconds done, seconds planned) while a run goes on."""
+
+BROKER_RESTART_S = 5.0
+"""How long a ``broker_restart`` without ``duration_s`` keeps the facility's broker down."""
+UNREACHABLE = 1e9
+"""Cost of an agent that cannot reach a step: it only wins when nobody can get there."""
+
+
+@dataclass
+class SimResult:
+    """What a virtual run leaves: the event logs, their hash, every workflow's outcome."""
+
+    scenario: Scenario
+    seed: int
+    """The seed the run used (the scenario's unless overridden)."""
+    events: dict[str, list[Event]]
+    """Facility -> every event its core appended, in ``seq`` order."""
+    log_hash: str
+    """sha256 over every facility's encoded events (scenario order, then ``seq``)."""
+    workflows: dict[str, dict[str, str]]
+    """Facility -> workflow id -> its final state (``active`` if it never ended)."""
+    sim_s: float
+    """Simulated seconds the run took (arrivals plus the drain)."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Facility -> agent messages its core refused (late reports of requeued steps …)."""
+    dropped: int = 0
+    """Messages lost on cut links (an agent's or a whole edge's)."""
+
+    @property
+    def duration_s(self) -> float:
+        """The run's length in simulated seconds, the drain included (``sim_s``): what a
+        report measures rates over."""
+        return self.sim_s
+
+    def summary(self) -> dict[str, Any]:
+        """Per facility: workflows by final state and events; and the log hash."""
+        facilities: dict[str, Any] = {}
+        for fid, outcome in self.workflows.items():
+            counts: dict[str, int] = {}
+            for state in outcome.values():
+                counts[state] = counts.get(state, 0) + 1
+            facilities[fid] = {"workflows": len(outcome), **dict(sorted(counts.items())),
+                               "events": len(self.events[fid]),
+                               "rejected": self.rejected.get(fid, 0)}
+        return {"scenario": self.scenario.name, "seed": self.seed, "sim_s": self.sim_s,
+                "log_hash": self.log_hash, "facilities": facilities}
+
+    @property
+    def all_terminal(self) -> bool:
+        """Every workflow created ended (completed, failed or cancelled)."""
+        return all(s != "active" for o in self.workflows.values() for s in o.values())
+
+
+def log_hash(events: dict[str, list[Event]]) -> str:
+    """sha256 over each facility's events as the edge stores them (``edge/events`` payloads,
+    each prefixed with its length), facility by facility in the given order."""
+    digest = hashlib.sha256()
+    for facility, log in events.items():
+        for payload in pack_edge_events(log, facility):
+            digest.update(len(payload).to_bytes(4, "big"))
+            digest.update(payload)
+    return digest.hexdigest()
+
+
+def _map_cost(facility_map: FacilityMap) -> Any:
+    """Allocation cost from the map: travel distance from the agent to the step (the edge
+    shell's ``map_cost``, which agents may not import)."""
+    nodes = facility_map.nodes
+
+    def cost(agent: Any, step: Any, _wf: Any) -> float:
+        if agent.node not in nodes or step.location not in nodes:
+            return 0.0
+        travel = facility_map.path_cost(agent.node, step.location)
+        return UNREACHABLE if travel == float("inf") else travel
+
+    return cost
+
+
+class _Run:
+    """The SimPy world of one run."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.edges: dict[str, SimEdge] = {}
+        self.agents: dict[tuple[str, str], SimAgent] = {}
+        for f in scenario.facilities:
+            self.edges[f.id] = edge = SimEdge(self.env, self._core(f), EPOCH)
+            self._fleet(f, edge)
+        for f in scenario.facilities:
+            for i, arrival in enumerate(f.arrivals):
+                self.env.process(self._arrivals(f, i, arrival))
+        for fault in scenario.faults:
+            self.env.process(self._fault(fault))
+
+    def _core(self, f: FacilitySpec) -> Core:
+        m = f.facility_map
+        zones = {} if m is None else {
+            node: tuple(z) for node in m.nodes if (z := m.exclusive_zones(node))}
+        c = f.core
+        config = CoreConfig(
+            cost=_map_cost(m) if m is not None else None, exclusive_zones=zones,
+            manual_intervention=c.manual_intervention, liveness_factor=c.liveness_factor,
+            stall_factor=c.stall_factor, max_queued_per_agent=c.max_queued_per_agent,
+            batch_window_s=c.batch_window_s, battery_per_meter=c.battery_per_meter,
+            battery_per_action=c.battery_per_action, battery_reserve=c.battery_reserve)
+        return Core(f.id, f.loaded_templates, config=config)
+
+    def _fleet(self, f: FacilitySpec, edge: SimEdge) -> None:
+        m = f.facility_map
+        start = None if m is None else (m.chargers or list(m.nodes))[0]
+        for entry in f.fleet:
+            model = AgentModel(
+                kind=entry.kind, speed=None if entry.kind == "ai" else (
+                    entry.speed or DEFAULT_SPEED[entry.kind]),
+                drain_per_m=0.01 if entry.drain_per_m is None else entry.drain_per_m,
+                accept_delay_s=(5.0 if entry.accept_delay_s is None else entry.accept_delay_s)
+                if entry.kind == "human" else 0.0,
+                duration_cv=entry.duration_cv)
+            for n in range(1, entry.count + 1):
+                spec = AgentSpec(
+                    f"{entry.id_prefix or entry.kind}-{n}", kind=entry.kind,
+                    capabilities=tuple(entry.capabilities),
+                    node=None if entry.kind == "ai" else (entry.node or start),
+                    state_period_s=entry.state_period_s, liveness_s=entry.liveness_s,
+                    progress_steps=entry.progress_steps, seed=self.seed)
+                agent = SimAgent(
+                    self.env, spec, model, epoch=EPOCH,
+                    link=SimLink(self.env, self.scenario.latency_s), to_edge=edge.from_agent,
+                    seed=hash_seed(self.seed, f.id), facility_map=m, estimate=edge.estimate,
+                    battery=100.0 if entry.battery is None else entry.battery)
+                edge.agents[spec.agent_id] = agent
+                self.agents[(f.id, spec.agent_id)] = agent
+
+    def _arrivals(self, f: FacilitySpec, index: int, a: Arrival
+                  ) -> Generator[simpy.Event, Any, None]:
+        env, end = self.env, self.scenario.duration_s
+        rng = random.Random(f"{self.seed}/{f.id}/arrivals/{index}")
+        template = f.loaded_templates[a.template]
+        edge = self.edges[f.id]
+        times = sorted(a.at) if a.at is not None else []
+        n = 0
+        while True:
+            if a.at is not None:
+                if n >= len(times):
+                    return
+                at = times[n]
+            elif a.every_s is not None:
+                at = (n + 1) * a.every_s
+            else:
+                assert a.rate_per_h is not None
+                at = env.now + rng.expovariate(a.rate_per_h / 3600.0)
+            if at >= end:
+                return
+            yield env.timeout(at - env.now)
+            n += 1
+            wf_id = f"{f.id}-{index}-{n}"
+            args: dict[str, Any] = {"template": template.key, "workflow_id": wf_id,
+                                    "priority": a.priority, "data": dict(a.data)}
+            if a.deadline_s is not None:
+                args["deadline"] = edge.now + a.deadline_s
+            edge.create(f"create-{wf_id}", args, template)
+
+    def _fault(self, fault: Fault) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(fault.at_s)
+        if fault.type in ("edge_drop", "broker_restart"):
+            edge = self.edges[fault.target]
+            edge.up = False
+            duration = fault.duration_s
+            if duration is None and fault.type == "broker_restart":
+                duration = BROKER_RESTART_S
+            if duration is not None:
+                yield self.env.timeout(duration)
+                edge.up = True
+                for agent in edge.agents.values():
+                    agent.link_restored()  # its edge/status says online again
+            return
+        agent = self.agents[self.scenario.fault_target(fault)]
+        if fault.type == "agent_failure":
+            agent.fail()
+            if fault.duration_s is not None:
+                yield self.env.timeout(fault.duration_s)
+                agent.repair()
+        elif fault.type == "zone_intrusion":
+            assert fault.node is not None  # load_scenario checked it
+            left = agent.intrude(fault.node)
+            if fault.duration_s is not None:
+                yield self.env.timeout(fault.duration_s)
+                agent.leave(fault.node, left)
+        elif fault.type == "battery_depletion":
+            agent.deplete()
+        elif fault.type == "network_drop":
+            agent.link.up = False
+            if fault.duration_s is not None:
+                yield self.env.timeout(fault.duration_s)
+                agent.link.up = True
+                agent.link_restored()
+        else:  # load_scenario refuses the others
+            raise AssertionError(f"fault {fault.type} is not simulated")
+
+    def busy(self) -> bool:
+        """Some workflow has not ended yet."""
+        return any(s == "active" for e in self.edges.values() for s in e.outcome.values())
+
+    def run(self, progress: Progress | None) -> float:
+        """Arrivals for ``duration_s``, then until every workflow ended or ``drain_s`` ran
+        out; the simulated seconds it took."""
+        s = self.scenario
+        end = s.duration_s + s.drain_s
+        chunk = max(s.duration_s / 100, 1.0)
+        while self.env.now < s.duration_s or (self.env.now < end and self.busy()):
+            limit = s.duration_s if self.env.now < s.duration_s else end
+            self.env.run(until=min(self.env.now + chunk, limit))
+            if progress is not None:
+                progress(self.env.now, s.duration_s)
+        return self.env.now
+
+
+def hash_seed(seed: int, *parts: str) -> int:
+    """A seed derived from ``seed`` and names, stable across processes."""
+    text = "/".join([str(seed), *parts]).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def run_virtual(scenario: Scenario, seed: int | None = None, *,
+                progress: Progress | None = None) -> SimResult:
+    """Run ``scenario`` in virtual time (``seed`` overrides the scenario's); see the module
+    docstring. ``progress`` is called after each simulated slice (about 1 % of the run)."""
+    used = scenario.seed if seed is None else seed
+    run = _Run(scenario, used)
+    sim_s = run.run(progress)
+    events = {fid: e.events for fid, e in run.edges.items()}
+    return SimResult(
+        scenario=scenario, seed=used, events=events, log_hash=log_hash(events),
+        workflows={fid: dict(e.outcome) for fid, e in run.edges.items()}, sim_s=sim_s,
+        rejected={fid: e.rejected for fid, e in run.edges.items()},
+        dropped=sum(a.link.dropped for a in run.agents.values())
+        + sum(e.dropped for e in run.edges.values()))

@@ -1,0 +1,65 @@
+"""The fleet simulator (issue 11): scenarios, agents in SimPy time, the virtual mode.
+
+``load_scenario`` validates a scenario (docs/simulator.md, "Scenarios"); ``run_virtual``
+runs it in-process against the real edge cores under SimPy time and returns a ``SimResult``
+— every facility's event log, its hash (the same scenario and seed give the same hash),
+every workflow's outcome. ``SimAgent`` hosts one native ``AgentBehaviour`` (the model the
+MQTT fleet runs too) as a SimPy process; ``SimEdge`` drives one facility's ``Core``.
+
+>>> from agents_sim.sim import load_scenario, run_virtual
+>>> s = load_scenario('''
+... name: tiny
+... duration_s: 60
+... facilities:
+...   - id: f1
+...     templates: [ai_inspection]
+...     fleet:
+...       - {kind: robot, capabilities: [camera, pallet_jack]}
+...       - {kind: human, capabilities: [rework]}
+...       - {kind: ai, capabilities: [defect_detection]}
+...     arrivals: [{template: ai_inspection, at: [1]}]
+... ''')
+>>> result = run_virtual(s)
+>>> result.workflows
+{'f1': {'f1-0-1': 'completed'}}
+>>> result.log_hash == run_virtual(s).log_hash
+True
+"""
+
+from agents_sim._sim_agent import AgentModel, SimAgent, SimLink
+from agents_sim._sim_edge import SimEdge
+from agents_sim._sim_scenario import (
+    FAULT_TYPES,
+    SIMULATED_FAULTS,
+    Arrival,
+    CoreSettings,
+    FacilitySpec,
+    Fault,
+    FleetSpec,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+)
+from agents_sim._sim_virtual import EPOCH, Progress, SimResult, log_hash, run_virtual
+
+__all__ = [
+    "EPOCH",
+    "FAULT_TYPES",
+    "SIMULATED_FAULTS",
+    "AgentModel",
+    "Arrival",
+    "CoreSettings",
+    "FacilitySpec",
+    "Fault",
+    "FleetSpec",
+    "Progress",
+    "Scenario",
+    "ScenarioError",
+    "SimAgent",
+    "SimEdge",
+    "SimLink",
+    "SimResult",
+    "load_scenario",
+    "log_hash",
+    "run_virtual",
+]
