@@ -13,6 +13,11 @@ simulated time:
   fleet's ``duration_cv``; for AI agents that is the compute time);
 - **battery**: a robot spends ``drain_per_m`` percent per metre it drives;
 - **people** take up an assignment after a seeded exponential ``accept_delay_s``;
+- **richer models** (``agents_sim._sim_routines``, each off unless the fleet entry sets
+  it): robots charging at the map's chargers below ``charge_below`` (state ``charging``:
+  unavailable to the edge), robots breaking down (``mtbf_s``) and repaired (``repair_s``),
+  people's shifts, breaks and no-shows (signed off: offline), people declining an
+  assignment (``refuse_prob``), AI steps failing (``fail_prob``);
 - **faults**: ``fail()`` silences the agent (the broker publishes its will), ``repair()``
   brings a new incarnation back, ``deplete()`` empties a robot's battery, ``intrude()``
   walks a person into a robot's zone; the link (``SimLink``) may drop all its messages.
@@ -23,14 +28,17 @@ seed, the facility and the agent id: the same seed gives the same run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import simpy
 
+from agents_sim import _sim_routines as routines
 from agents_sim._native_behaviour import AgentBehaviour
 from agents_sim._native_spec import DEFAULT_DURATION_S, AgentSpec, Outgoing
 from edge_runtime.facility import FacilityMap
@@ -60,6 +68,28 @@ class AgentModel:
     drain_per_m: float = 0.0
     accept_delay_s: float = 0.0
     duration_cv: float = 0.0
+    charge_below: float | None = None
+    """Robots: % under which an idle robot goes to charge (``None``: it never does)."""
+    charge_to: float = 100.0
+    """Robots: % it charges up to."""
+    charge_per_s: float = 0.05
+    """Robots: % gained per second at a charger."""
+    mtbf_s: float | None = None
+    """Robots: mean seconds between breakdowns (exponential; ``None``: none)."""
+    repair_s: float = 600.0
+    """Robots: mean seconds a repair takes (exponential)."""
+    shifts: tuple[tuple[float, float], ...] = ()
+    """People: on-shift windows [start, end) in simulated seconds (empty: always on)."""
+    break_every_s: float | None = None
+    """People: a break after about this long on shift (``None``: no breaks)."""
+    break_s: float = 900.0
+    """People: how long a break lasts."""
+    no_show_prob: float = 0.0
+    """People: chance of not coming to a shift at all."""
+    refuse_prob: float = 0.0
+    """People: chance of declining an assignment."""
+    fail_prob: float = 0.0
+    """AI agents: chance that an attempt's compute fails (``step_failed``)."""
 
 
 class SimLink:
@@ -83,6 +113,12 @@ class SimLink:
 
     def _lost(self) -> None:
         self.dropped += 1
+
+
+def _poke(kick: simpy.Event, _: simpy.Event) -> None:
+    """A wake-up time came: trigger ``kick`` unless a command did first."""
+    if not kick.triggered:
+        kick.succeed()
 
 
 Estimate = Callable[[Assign], float | None]
@@ -109,6 +145,12 @@ class SimAgent:
         self.estimate = estimate
         self.rng = random.Random(f"{seed}/{spec.agent_id}")
         """This agent's own random numbers (work times, acceptance delays)."""
+        self.seed = seed
+        if model.fail_prob > 0:  # the behaviour's own failure injection does the failing
+            spec = dataclasses.replace(spec, failures=(*spec.failures, routines.MODEL_ERROR))
+            self.spec = spec
+        self.duty = routines.Duty(self)
+        """Charging, breakdowns, shifts and breaks, refusals (``agents_sim._sim_routines``)."""
         self.behaviour = AgentBehaviour(spec, now=self.now)
         """The protocol behaviour (``agents_sim.native``) this process hosts."""
         self.behaviour.battery = battery
@@ -119,6 +161,7 @@ class SimAgent:
         self._kick: simpy.Event = env.event()
         self.process = env.process(self._life())
         """The SimPy process of the current incarnation."""
+        self.duty.start()
 
     @property
     def now(self) -> float:
@@ -132,13 +175,23 @@ class SimAgent:
 
     def _life(self) -> Generator[simpy.Event, Any, None]:
         behaviour = self.behaviour
-        self._send(behaviour.hello(self.now))
+        if not self.duty.off:
+            self._send(behaviour.hello(self.now))
         while True:
+            if self.duty.off:  # signed off (a person off shift): nothing until signed on
+                self._kick = self.env.event()
+                yield self._kick
+                if behaviour is not self.behaviour:
+                    return
+                continue
             wake = behaviour.next_wakeup()
             if wake is None or behaviour is not self.behaviour:
                 return  # dead, or replaced by a repaired incarnation
-            self._kick = self.env.event()
-            yield self.env.timeout(max(0.0, wake - self.now)) | self._kick
+            # One event both the wake-up time and a command may trigger: cheaper than a
+            # SimPy condition (``timeout | kick``) on every wake-up of 1,000 agents.
+            self._kick = kick = self.env.event()
+            self.env.timeout(max(0.0, wake - self.now)).callbacks.append(partial(_poke, kick))
+            yield kick
             if behaviour is not self.behaviour:
                 return
             self._send(behaviour.tick(self.now))
@@ -148,8 +201,23 @@ class SimAgent:
             self._kick.succeed()
 
     def _send(self, out: list[Outgoing]) -> None:
+        duty = self.duty
+        if duty.active:
+            out = duty.outgoing(out)
         for item in out:
             self.link.send(self._arrive, item)
+
+    def state_now(self) -> Outgoing:
+        """A state report of right now (as ``_send`` passes it on)."""
+        return Outgoing("state", self.behaviour.state(self.now), qos=0)
+
+    def send(self, out: list[Outgoing]) -> None:
+        """Send messages of the agent's own (the routines': sign-off, states)."""
+        self._send(out)
+
+    def wake(self) -> None:
+        """Let the process look at the behaviour again (a routine changed something)."""
+        self._wake()
 
     def _arrive(self, item: Outgoing) -> None:
         self.to_edge(self.agent_id, item)
@@ -158,8 +226,8 @@ class SimAgent:
 
     def receive(self, cmd: Message) -> None:
         """A command reached the agent (the link delivered it)."""
-        if self.behaviour.dead:
-            return
+        if self.behaviour.dead or self.duty.off:
+            return  # a signed-off agent is not connected: nothing reaches it
         if isinstance(cmd, Assign):
             cmd = self._timed(cmd)
             if self.model.accept_delay_s > 0:
@@ -170,6 +238,13 @@ class SimAgent:
         self._apply(cmd)
 
     def _apply(self, cmd: Message) -> None:
+        if self.behaviour.dead or self.duty.off:
+            return
+        if isinstance(cmd, Assign) and self.duty.active:
+            taken = self.duty.assigned(cmd)
+            if taken is None:
+                return  # declined: the routine answered it
+            cmd = taken
         self._send(self.behaviour.on_command(cmd, self.now))
         self._wake()
 
@@ -213,13 +288,14 @@ class SimAgent:
         spec = self.spec
         self.behaviour = AgentBehaviour(spec, now=self.now, incarnation=f"r{self.incarnations}")
         self.behaviour.node, self.behaviour.battery = old.node, old.battery
+        self.duty.repaired()
         self._wake()
         self.process = self.env.process(self._life())
 
     def deplete(self) -> None:
         """The robot's battery is suddenly empty (a cell fault): it says so at once, and
-        finishes the step in hand (its own battery management is not modelled); it never
-        charges (chargers are not simulated yet)."""
+        finishes the step in hand; then it goes charging if its fleet entry has
+        ``charge_below`` (``agents_sim._sim_routines``), else it never recharges."""
         if self.behaviour.dead:
             return
         self.behaviour.battery = 0.0

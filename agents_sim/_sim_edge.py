@@ -67,7 +67,10 @@ class SimEdge:
         """Agent id -> its ``SimAgent`` (set by the runner); commands go to its link."""
         self.templates: dict[str, Template] = {}
         """Workflow id -> its template, for the agents' work-time estimates."""
-        self._timers: dict[str, int] = {}
+        self._timers: dict[str, float] = {}
+        """Timer id -> when (simulated seconds) it is due."""
+        self._flying: dict[str, float] = {}
+        """Timer id -> when the earliest SimPy timeout on its way for it fires."""
         self._tokens = itertools.count(1)
         self._acks: dict[str, list[str]] = {}
         self._refused: dict[str, dict[str, str]] = {}
@@ -215,14 +218,30 @@ class SimEdge:
                 self._keep(agent_id, message, FIRST_RESEND_S, FIRST_RESEND_S)
 
     def _arm(self, timer_id: str, at: float) -> None:
-        token = next(self._tokens)
-        self._timers[timer_id] = token
-        event = self.env.timeout(max(0.0, at - self.now))
-        event.callbacks.append(lambda _: self._fire(timer_id, token))
+        """Arm (or re-arm) a timer. A timer re-armed later — each agent's liveness timer,
+        at every state — makes no new SimPy timeout: the one on its way wakes up first
+        and waits on for the rest (``_fire``)."""
+        due = self.env.now + max(0.0, at - self.now)
+        self._timers[timer_id] = due
+        flying = self._flying.get(timer_id)
+        if flying is None or flying > due:
+            self._launch(timer_id, due)
 
-    def _fire(self, timer_id: str, token: int) -> None:
-        if self._timers.get(timer_id) != token:
-            return  # cancelled or re-armed since
+    def _launch(self, timer_id: str, due: float) -> None:
+        self._flying[timer_id] = due
+        event = self.env.timeout(due - self.env.now)
+        event.callbacks.append(lambda _: self._fire(timer_id, due))
+
+    def _fire(self, timer_id: str, when: float) -> None:
+        if self._flying.get(timer_id) == when:
+            del self._flying[timer_id]
+        due = self._timers.get(timer_id)
+        if due is None:
+            return  # cancelled (or fired) since
+        if due > self.env.now:  # re-armed later since: wait on
+            if timer_id not in self._flying:
+                self._launch(timer_id, due)
+            return
         del self._timers[timer_id]
         self.feed(TimerFired(timer_id))
 

@@ -2,26 +2,21 @@
 
 A scenario names facilities (a map, workflow templates, a fleet, workflow arrivals), the
 faults to inject, the simulated duration and the seed (docs/simulator.md, "Scenarios").
-``load_scenario`` reads one from a file, a YAML text or a mapping, loads the maps and
-templates it names, checks that they fit together (every step location is a map node,
-every step kind and capability is served by the fleet, every fault target exists) and
-refuses a fault type the simulator cannot carry out yet. Any problem raises
+These are its models; ``load_scenario`` (``_sim_scenario_load``) reads one, loads the maps
+and templates it names and checks that they fit together. Any problem raises
 ``ScenarioError`` whose message starts with the field's path, e.g.
 ``facilities[0].fleet[1].speed: …``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from edge_runtime.core import Template, TemplateError
-from edge_runtime.facility import FacilityMap, MapError, load_map
-from edge_runtime.templates import load_template, load_templates
+from edge_runtime.core import Template
+from edge_runtime.facility import FacilityMap
 from topics import Identifier
 
 __all__ = [
@@ -34,7 +29,6 @@ __all__ = [
     "FleetSpec",
     "Scenario",
     "ScenarioError",
-    "load_scenario",
 ]
 
 FAULT_TYPES = ("agent_failure", "battery_depletion", "network_drop", "edge_drop",
@@ -86,6 +80,30 @@ class FleetSpec(_Strict):
     """How often each agent reports its state."""
     liveness_s: float = Field(default=15.0, gt=0, le=3600)
     """The liveness window each agent promises (the edge loses it after 1.5 times this)."""
+    charge_below: float | None = Field(default=None, gt=0, le=100)
+    """Robots: battery percent under which an idle robot drives to the nearest charger of
+    the map and charges, unavailable meanwhile (default: it never charges)."""
+    charge_to: float | None = Field(default=None, gt=0, le=100)
+    """Robots: battery percent a charge ends at (default 100)."""
+    charge_per_s: float | None = Field(default=None, gt=0, le=100)
+    """Robots: battery percent gained per second at a charger (default 0.05)."""
+    mtbf_h: float | None = Field(default=None, gt=0, le=1e5)
+    """Robots: mean hours between breakdowns, exponential (default: none)."""
+    repair_s: float | None = Field(default=None, gt=0, le=1e7)
+    """Robots: mean seconds a repair takes, exponential (default 600)."""
+    shifts: list[tuple[Seconds, Seconds]] | None = Field(default=None, max_length=10_000)
+    """People: on-shift windows ``[start_s, end_s]`` in simulated seconds, in order and
+    not overlapping; offline outside them (default: always on shift)."""
+    break_every_s: float | None = Field(default=None, gt=0, le=1e7)
+    """People: a break after about this many seconds (default: no breaks)."""
+    break_s: float | None = Field(default=None, gt=0, le=1e7)
+    """People: seconds a break lasts (default 900)."""
+    no_show_prob: float | None = Field(default=None, ge=0, le=1)
+    """People: probability of missing a whole shift (needs ``shifts``; default 0)."""
+    refuse_prob: float | None = Field(default=None, ge=0, le=1)
+    """People: probability of declining an assignment (default 0)."""
+    fail_prob: float | None = Field(default=None, ge=0, le=1)
+    """AI agents: probability that an attempt fails (``model_error``; default 0)."""
 
 
 class Arrival(_Strict):
@@ -101,6 +119,10 @@ class Arrival(_Strict):
     """Deadline, seconds after creation."""
     data: dict[str, Any] = Field(default_factory=dict)
     """Workflow variables (override the template's)."""
+    coordination: Literal["direct", "auction_based", "leader_follower", "consensus",
+                          "hierarchical"] | None = None
+    """How the workflows' steps find their agents (default: the template's; see
+    docs/coordination.md), e.g. ``auction_based``: the agents bid."""
 
 
 class CoreSettings(_Strict):
@@ -192,175 +214,3 @@ class Scenario(_Strict):
             if (not facility or f.id == facility) and agent in f.agent_ids():
                 return f.id, agent
         raise KeyError(fault.target)
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    parts = [p for p in loc if isinstance(p, int) or not (
-        p[:1] == "_" or "[" in p or p in ("str", "dict[str,any]", "list[str]"))]
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "scenario"
-
-
-def load_scenario(source: str | Path | Mapping[str, Any], base_dir: str | Path | None = None
-                  ) -> Scenario:
-    """Validate a scenario from a file (``Path``), a YAML text or a mapping, and load the maps
-    and templates it names (relative paths from the file's directory, else ``base_dir``,
-    else the working directory). ``ScenarioError`` names the first bad field."""
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    data: Any = source
-    if isinstance(source, Path):
-        try:
-            data = yaml.safe_load(source.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ScenarioError(f"{source}: cannot read: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
-        base = source.resolve().parent if base_dir is None else base
-    elif isinstance(source, str):
-        try:
-            data = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"scenario: not valid YAML: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise ScenarioError("scenario: a scenario is a mapping (name, duration_s, facilities …)")
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ScenarioError(f"{_field_path(first['loc'])}: {first['msg']}") from None
-    _check(scenario, base)
-    return scenario
-
-
-def _check(s: Scenario, base: Path) -> None:
-    ids = [f.id for f in s.facilities]
-    for i, fid in enumerate(ids):
-        if fid in ids[:i]:
-            raise ScenarioError(f"facilities[{i}].id: facility {fid!r} is named twice")
-    for i, f in enumerate(s.facilities):
-        _load_parts(f, f"facilities[{i}]", base)
-        _check_fleet(f, f"facilities[{i}]")
-        _check_arrivals(f, f"facilities[{i}]")
-    for i, fault in enumerate(s.faults):
-        where = f"faults[{i}]"
-        if fault.type not in SIMULATED_FAULTS:
-            raise ScenarioError(f"{where}.type: {fault.type!r} is not yet simulated "
-                                f"(simulated: {', '.join(SIMULATED_FAULTS)})")
-        if fault.node is not None and fault.type != "zone_intrusion":
-            raise ScenarioError(f"{where}.node: only a zone_intrusion takes a node")
-        if fault.type in ("edge_drop", "broker_restart"):
-            if fault.target not in ids:
-                raise ScenarioError(f"{where}.target: {fault.type} names a facility; no "
-                                    f"facility {fault.target!r}")
-            continue
-        facility, _, agent = fault.target.rpartition("/")
-        owners = [f.id for f in s.facilities
-                  if (not facility or f.id == facility) and agent in f.agent_ids()]
-        if not owners:
-            raise ScenarioError(f"{where}.target: no agent {fault.target!r} in any "
-                                "facility's fleet")
-        if len(owners) > 1:
-            raise ScenarioError(f"{where}.target: {agent!r} is in {', '.join(owners)}; "
-                                "name it as facility/agent")
-        if fault.type == "zone_intrusion":
-            _check_intrusion(s.facility(owners[0]), fault, agent, where)
-        if fault.type == "battery_depletion" and not any(
-                agent == f"{e.id_prefix or e.kind}-{n}" and e.kind == "robot"
-                for e in s.facility(owners[0]).fleet for n in range(1, e.count + 1)):
-            raise ScenarioError(f"{where}.target: {agent!r} is not a robot; only robots "
-                                "have a battery to deplete")
-
-
-def _check_intrusion(f: FacilitySpec, fault: Fault, agent: str, where: str) -> None:
-    kinds = {f"{e.id_prefix or e.kind}-{n}": e.kind for e in f.fleet
-             for n in range(1, e.count + 1)}
-    if kinds[agent] != "human":
-        raise ScenarioError(f"{where}.target: {agent!r} is not a person; a zone intrusion "
-                            "is a person stepping into a robot's zone")
-    m = f.facility_map
-    if fault.node is None:
-        raise ScenarioError(f"{where}.node: a zone_intrusion needs the node the person "
-                            "steps onto")
-    if m is None or fault.node not in m.nodes:
-        raise ScenarioError(f"{where}.node: {fault.node!r} is not a node of {f.id}'s map")
-    if not m.exclusive_zones(fault.node):
-        raise ScenarioError(f"{where}.node: {fault.node!r} lies in no exclusive zone")
-
-
-def _load_parts(f: FacilitySpec, where: str, base: Path) -> None:
-    try:
-        if isinstance(f.map, str):
-            f._map = load_map(base / f.map)
-        elif f.map is not None:
-            f._map = FacilityMap.from_dict(f.map)
-    except MapError as exc:
-        raise ScenarioError(f"{where}.map: {exc}") from None
-    try:
-        if isinstance(f.templates, str):
-            directory = base / f.templates
-            if not directory.is_dir():
-                raise ScenarioError(f"{where}.templates: {directory} is not a directory")
-            f._templates = load_templates(directory)
-            return
-        for j, item in enumerate(f.templates):
-            path = base / item if Path(item).suffix in (".yaml", ".yml", ".json") else (
-                DEFAULT_TEMPLATES / f"{item}.yaml")
-            if not path.is_file():
-                raise ScenarioError(f"{where}.templates[{j}]: no template file {path}")
-            t = load_template(path)
-            f._templates[t.name] = f._templates[t.key] = t
-    except TemplateError as exc:
-        raise ScenarioError(f"{where}.templates: {exc}") from None
-
-
-def _check_fleet(f: FacilitySpec, where: str) -> None:
-    nodes = f.facility_map.nodes if f.facility_map is not None else None
-    seen: set[str] = set()
-    for j, entry in enumerate(f.fleet):
-        at = f"{where}.fleet[{j}]"
-        if entry.kind == "ai":
-            for name in ("speed", "node", "battery", "drain_per_m", "accept_delay_s"):
-                if getattr(entry, name) is not None:
-                    raise ScenarioError(f"{at}.{name}: an ai agent has no {name}")
-        if entry.kind != "robot":
-            for name in ("battery", "drain_per_m"):
-                if getattr(entry, name) is not None:
-                    raise ScenarioError(f"{at}.{name}: only robots have a {name}")
-        if entry.kind != "human" and entry.accept_delay_s is not None:
-            raise ScenarioError(f"{at}.accept_delay_s: only people have an acceptance delay")
-        if entry.node is not None and (nodes is None or entry.node not in nodes):
-            raise ScenarioError(f"{at}.node: {entry.node!r} is not a node of the map")
-        prefix = entry.id_prefix or entry.kind
-        if prefix in seen:
-            raise ScenarioError(f"{at}.id_prefix: {prefix!r} is used by another fleet entry")
-        seen.add(prefix)
-
-
-def _check_arrivals(f: FacilitySpec, where: str) -> None:
-    nodes = f.facility_map.nodes if f.facility_map is not None else None
-    for j, arrival in enumerate(f.arrivals):
-        at = f"{where}.arrivals[{j}]"
-        given = [n for n in ("rate_per_h", "every_s", "at") if getattr(arrival, n) is not None]
-        if len(given) != 1:
-            raise ScenarioError(f"{at}: give exactly one of rate_per_h, every_s, at "
-                                f"(given: {', '.join(given) or 'none'})")
-        template = f.loaded_templates.get(arrival.template)
-        if template is None:
-            raise ScenarioError(f"{at}.template: no template {arrival.template!r} "
-                                f"(loaded: {', '.join(sorted(f.loaded_templates)) or 'none'})")
-        for step in template.steps:
-            places = [step.location] + ([step.compensation.location]
-                                        if step.compensation is not None else [])
-            for place in places:
-                if nodes is not None and place is not None and place not in nodes:
-                    raise ScenarioError(
-                        f"{at}.template: step {step.id!r} of {template.name} is at "
-                        f"{place!r}, which is not a node of the facility's map")
-            if step.kind in ("robot", "human", "ai") and not any(
-                    e.kind == step.kind and set(step.capabilities) <= set(e.capabilities)
-                    for e in f.fleet):
-                raise ScenarioError(
-                    f"{at}.template: step {step.id!r} of {template.name} needs a "
-                    f"{step.kind} with {sorted(step.capabilities)}; the fleet has none")

@@ -15,19 +15,21 @@ import hashlib
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
-from agents_sim._native_spec import AgentSpec
+from agents_sim._native_spec import AgentSpec, Outgoing
 from agents_sim._sim_agent import DEFAULT_SPEED, AgentModel, SimAgent, SimLink
 from agents_sim._sim_edge import SimEdge
+from agents_sim._sim_routines import model_fields
 from agents_sim._sim_scenario import Arrival, FacilitySpec, Fault, Scenario
-from edge_runtime.core import Core, CoreConfig, Event
+from edge_runtime.core import Core, CoreConfig, Effect, Event, Input
 from edge_runtime.facility import FacilityMap
 from topics import pack_edge_events
 
-__all__ = ["EPOCH", "Progress", "SimResult", "log_hash", "run_virtual"]
+__all__ = ["EPOCH", "FleetHost", "Progress", "RecordingCore", "SimResult", "build_fleet",
+           "facility_core", "log_hash", "run_virtual"]
 
 EPOCH = 1_767_225_600.0
 """What simulated time 0 is (2026-01-01T00:00:00Z): a fixed clock, never the wall's."""
@@ -60,6 +62,8 @@ class SimResult:
     """Facility -> agent messages its core refused (late reports of requeued steps …)."""
     dropped: int = 0
     """Messages lost on cut links (an agent's or a whole edge's)."""
+    inputs: dict[str, list[tuple[Input, float]]] = field(default_factory=dict)
+    """Facility -> every input its core was handed, with its time (``record_inputs``)."""
 
     @property
     def duration_s(self) -> float:
@@ -111,12 +115,89 @@ def _map_cost(facility_map: FacilityMap) -> Any:
     return cost
 
 
+class FleetHost(Protocol):
+    """Where a facility's agents talk to: its edge (``SimEdge``, or the live run's MQTT
+    side)."""
+
+    agents: dict[str, Any]
+
+    def from_agent(self, agent_id: str, out: Outgoing) -> None: ...
+
+    def estimate(self, a: Any) -> float | None: ...
+
+
+def build_fleet(env: simpy.Environment, f: FacilitySpec, host: FleetHost, *, seed: int,
+                epoch: float, latency_s: float) -> list[SimAgent]:
+    """The facility's agents (its fleet entries' models), each a ``SimAgent`` whose
+    messages go to ``host.from_agent``; also registered in ``host.agents``. Virtual and
+    live runs build their fleets here: one model of each agent kind."""
+    m = f.facility_map
+    start = None if m is None else (m.chargers or list(m.nodes))[0]
+    made: list[SimAgent] = []
+    for entry in f.fleet:
+        model = AgentModel(
+            kind=entry.kind, speed=None if entry.kind == "ai" else (
+                entry.speed or DEFAULT_SPEED[entry.kind]),
+            drain_per_m=0.01 if entry.drain_per_m is None else entry.drain_per_m,
+            accept_delay_s=(5.0 if entry.accept_delay_s is None else entry.accept_delay_s)
+            if entry.kind == "human" else 0.0,
+            duration_cv=entry.duration_cv, **model_fields(entry))
+        for n in range(1, entry.count + 1):
+            spec = AgentSpec(
+                f"{entry.id_prefix or entry.kind}-{n}", kind=entry.kind,
+                capabilities=tuple(entry.capabilities),
+                node=None if entry.kind == "ai" else (entry.node or start),
+                state_period_s=entry.state_period_s, liveness_s=entry.liveness_s,
+                progress_steps=entry.progress_steps, seed=seed)
+            agent = SimAgent(
+                env, spec, model, epoch=epoch,
+                link=SimLink(env, latency_s), to_edge=host.from_agent,
+                seed=hash_seed(seed, f.id), facility_map=m, estimate=host.estimate,
+                battery=100.0 if entry.battery is None else entry.battery)
+            host.agents[spec.agent_id] = agent
+            made.append(agent)
+    return made
+
+
+class RecordingCore(Core):
+    """A ``Core`` that keeps every input it is handed, with its time, refused ones too
+    (``fleetflow bench sim`` feeds them to fresh cores without SimPy: its baseline)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inputs: list[tuple[Input, float]] = []
+        """(input, now) in the order handed in."""
+
+    def handle(self, input: Input, now: float) -> list[Effect]:
+        """Record the input, then handle it as a ``Core`` does."""
+        self.inputs.append((input, now))
+        return super().handle(input, now)
+
+
+def facility_core(f: FacilitySpec, *, record: bool = False) -> Core:
+    """The facility's edge core as a virtual run configures it (cost = path length on its
+    map, the map's exclusive zones, the scenario's ``core`` settings); a ``RecordingCore``
+    with ``record``."""
+    m = f.facility_map
+    zones = {} if m is None else {
+        node: tuple(z) for node in m.nodes if (z := m.exclusive_zones(node))}
+    c = f.core
+    config = CoreConfig(
+        cost=_map_cost(m) if m is not None else None, exclusive_zones=zones,
+        manual_intervention=c.manual_intervention, liveness_factor=c.liveness_factor,
+        stall_factor=c.stall_factor, max_queued_per_agent=c.max_queued_per_agent,
+        batch_window_s=c.batch_window_s, battery_per_meter=c.battery_per_meter,
+        battery_per_action=c.battery_per_action, battery_reserve=c.battery_reserve)
+    return (RecordingCore if record else Core)(f.id, f.loaded_templates, config=config)
+
+
 class _Run:
     """The SimPy world of one run."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, record: bool = False) -> None:
         self.scenario = scenario
         self.seed = seed
+        self.record = record
         self.env = simpy.Environment()
         self.edges: dict[str, SimEdge] = {}
         self.agents: dict[tuple[str, str], SimAgent] = {}
@@ -130,43 +211,12 @@ class _Run:
             self.env.process(self._fault(fault))
 
     def _core(self, f: FacilitySpec) -> Core:
-        m = f.facility_map
-        zones = {} if m is None else {
-            node: tuple(z) for node in m.nodes if (z := m.exclusive_zones(node))}
-        c = f.core
-        config = CoreConfig(
-            cost=_map_cost(m) if m is not None else None, exclusive_zones=zones,
-            manual_intervention=c.manual_intervention, liveness_factor=c.liveness_factor,
-            stall_factor=c.stall_factor, max_queued_per_agent=c.max_queued_per_agent,
-            batch_window_s=c.batch_window_s, battery_per_meter=c.battery_per_meter,
-            battery_per_action=c.battery_per_action, battery_reserve=c.battery_reserve)
-        return Core(f.id, f.loaded_templates, config=config)
+        return facility_core(f, record=self.record)
 
     def _fleet(self, f: FacilitySpec, edge: SimEdge) -> None:
-        m = f.facility_map
-        start = None if m is None else (m.chargers or list(m.nodes))[0]
-        for entry in f.fleet:
-            model = AgentModel(
-                kind=entry.kind, speed=None if entry.kind == "ai" else (
-                    entry.speed or DEFAULT_SPEED[entry.kind]),
-                drain_per_m=0.01 if entry.drain_per_m is None else entry.drain_per_m,
-                accept_delay_s=(5.0 if entry.accept_delay_s is None else entry.accept_delay_s)
-                if entry.kind == "human" else 0.0,
-                duration_cv=entry.duration_cv)
-            for n in range(1, entry.count + 1):
-                spec = AgentSpec(
-                    f"{entry.id_prefix or entry.kind}-{n}", kind=entry.kind,
-                    capabilities=tuple(entry.capabilities),
-                    node=None if entry.kind == "ai" else (entry.node or start),
-                    state_period_s=entry.state_period_s, liveness_s=entry.liveness_s,
-                    progress_steps=entry.progress_steps, seed=self.seed)
-                agent = SimAgent(
-                    self.env, spec, model, epoch=EPOCH,
-                    link=SimLink(self.env, self.scenario.latency_s), to_edge=edge.from_agent,
-                    seed=hash_seed(self.seed, f.id), facility_map=m, estimate=edge.estimate,
-                    battery=100.0 if entry.battery is None else entry.battery)
-                edge.agents[spec.agent_id] = agent
-                self.agents[(f.id, spec.agent_id)] = agent
+        for agent in build_fleet(self.env, f, edge, seed=self.seed, epoch=EPOCH,
+                                 latency_s=self.scenario.latency_s):
+            self.agents[(f.id, agent.agent_id)] = agent
 
     def _arrivals(self, f: FacilitySpec, index: int, a: Arrival
                   ) -> Generator[simpy.Event, Any, None]:
@@ -195,6 +245,8 @@ class _Run:
                                     "priority": a.priority, "data": dict(a.data)}
             if a.deadline_s is not None:
                 args["deadline"] = edge.now + a.deadline_s
+            if a.coordination is not None:
+                args["coordination"] = a.coordination
             edge.create(f"create-{wf_id}", args, template)
 
     def _fault(self, fault: Fault) -> Generator[simpy.Event, Any, None]:
@@ -259,16 +311,19 @@ def hash_seed(seed: int, *parts: str) -> int:
 
 
 def run_virtual(scenario: Scenario, seed: int | None = None, *,
-                progress: Progress | None = None) -> SimResult:
+                progress: Progress | None = None, record_inputs: bool = False) -> SimResult:
     """Run ``scenario`` in virtual time (``seed`` overrides the scenario's); see the module
-    docstring. ``progress`` is called after each simulated slice (about 1 % of the run)."""
+    docstring. ``progress`` is called after each simulated slice (about 1 % of the run).
+    ``record_inputs`` keeps every core input in ``SimResult.inputs``."""
     used = scenario.seed if seed is None else seed
-    run = _Run(scenario, used)
+    run = _Run(scenario, used, record_inputs)
     sim_s = run.run(progress)
     events = {fid: e.events for fid, e in run.edges.items()}
     return SimResult(
         scenario=scenario, seed=used, events=events, log_hash=log_hash(events),
         workflows={fid: dict(e.outcome) for fid, e in run.edges.items()}, sim_s=sim_s,
         rejected={fid: e.rejected for fid, e in run.edges.items()},
+        inputs={fid: e.core.inputs for fid, e in run.edges.items()
+                if isinstance(e.core, RecordingCore)},
         dropped=sum(a.link.dropped for a in run.agents.values())
         + sum(e.dropped for e in run.edges.values()))

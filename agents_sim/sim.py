@@ -28,6 +28,7 @@ True
 
 from agents_sim._sim_agent import AgentModel, SimAgent, SimLink
 from agents_sim._sim_edge import SimEdge
+from agents_sim._sim_live import LIVE_FAULTS, LiveResult, run_live
 from agents_sim._sim_scenario import (
     FAULT_TYPES,
     SIMULATED_FAULTS,
@@ -38,13 +39,22 @@ from agents_sim._sim_scenario import (
     FleetSpec,
     Scenario,
     ScenarioError,
-    load_scenario,
 )
-from agents_sim._sim_virtual import EPOCH, Progress, SimResult, log_hash, run_virtual
+from agents_sim._sim_scenario_load import load_scenario
+from agents_sim._sim_virtual import (
+    EPOCH,
+    Progress,
+    RecordingCore,
+    SimResult,
+    facility_core,
+    log_hash,
+    run_virtual,
+)
 
 __all__ = [
     "EPOCH",
     "FAULT_TYPES",
+    "LIVE_FAULTS",
     "SIMULATED_FAULTS",
     "AgentModel",
     "Arrival",
@@ -52,14 +62,18 @@ __all__ = [
     "FacilitySpec",
     "Fault",
     "FleetSpec",
+    "LiveResult",
     "Progress",
+    "RecordingCore",
     "Scenario",
     "ScenarioError",
     "SimAgent",
     "SimEdge",
     "SimLink",
     "SimResult",
+    "facility_core",
     "load_scenario",
     "log_hash",
+    "run_live",
     "run_virtual",
 ]

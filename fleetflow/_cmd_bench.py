@@ -1,4 +1,4 @@
-"""``fleetflow bench core|e2e|alloc|hub``: benchmarks printing JSON, each against a baseline.
+"""``fleetflow bench core|e2e|alloc|hub|sim``: benchmarks printing JSON, each against a baseline.
 
 The workloads live in the ``bench`` package; this module only parses flags and prints.
 """
@@ -16,7 +16,7 @@ from fleetflow._errors import CliError
 
 
 def register(sub: Any) -> None:
-    """Add ``bench`` with its ``core``, ``e2e``, ``alloc`` and ``hub`` workloads."""
+    """Add ``bench`` with its ``core``, ``e2e``, ``alloc``, ``hub`` and ``sim`` workloads."""
     p = sub.add_parser("bench", help="run a benchmark and print its figures (JSON with --json)")
     which = p.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
     core = which.add_parser(
@@ -62,6 +62,14 @@ def register(sub: Any) -> None:
     hub.add_argument("--rate", type=float, default=20.0,
                      help="requests per second each client offers (20); 0: closed loop")
     hub.set_defaults(handler=_run_hub)
+    sim = which.add_parser(
+        "sim", help="the simulator, virtual mode: 1,000 agents, 8 simulated hours, vs its cores")
+    sim.add_argument("--quick", action="store_true", help="15 simulated minutes (seconds)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.add_argument("--hours", type=float, default=None,
+                     help="simulated hours of arrivals (8; quick 0.25)")
+    sim.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    sim.set_defaults(handler=_run_sim)
 
 
 def _context(name: str, quick: bool) -> dict[str, Any]:
@@ -132,5 +140,18 @@ def _run_hub(args: argparse.Namespace) -> int:
     result.update(hub.run(quick=args.quick, facilities=args.facilities, events=args.events,
                           clients=args.clients, seconds=args.seconds,
                           per_client_rate=args.rate or None, broker=args.broker))
+    _print(result, args.json)
+    return 0
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from bench import sim
+
+    if args.hours is not None and not 0 < args.hours <= 1000:
+        raise CliError("--hours must be above 0 and at most 1000")
+    if args.seed is not None and args.seed < 0:
+        raise CliError("--seed must not be negative")
+    result = _context("sim", args.quick)
+    result.update(sim.run(quick=args.quick, hours=args.hours, seed=args.seed))
     _print(result, args.json)
     return 0

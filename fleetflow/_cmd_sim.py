@@ -2,7 +2,8 @@
 
 Only wiring: load the scenario, run it with a progress bar, print the log hash and a
 summary (``--json``: one JSON object), and hand the result to the report writer with
-``--report DIR``. ``--live`` and ``--replay`` are not built yet.
+``--report DIR``. ``--live`` is wired in ``fleetflow._cmd_sim_live``; ``--replay`` is not
+built yet.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleetflow._cmd_sim_live import add_live_args, print_live, run_live_cmd
 from fleetflow._errors import CliError
 
 if TYPE_CHECKING:
@@ -28,17 +30,17 @@ def register(sub: Any) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--virtual", action="store_true",
                       help="in-process, simulated time, no broker (the default)")
-    mode.add_argument("--live", action="store_true", help="against a running stack (not yet)")
+    mode.add_argument("--live", action="store_true",
+                      help="the agents over MQTT against a running stack (--broker)")
     mode.add_argument("--replay", metavar="STORE", help="replay an edge's store (not yet)")
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--report", metavar="DIR", help="write the KPI report (JSON, plots) here")
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress")
+    add_live_args(p)
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.live:
-        raise CliError("--live is not built yet; use --virtual")
     if args.replay:
         raise CliError("--replay is not built yet; use --virtual")
     if args.seed is not None and not 0 <= args.seed < 2**63:
@@ -49,6 +51,13 @@ def _run(args: argparse.Namespace) -> int:
         scenario = load_scenario(Path(args.scenario))
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
+    if args.live:
+        live = run_live_cmd(args, scenario)
+        if args.json:
+            print(json.dumps(live, sort_keys=True))
+        else:
+            print_live(live)
+        return 0
     started = time.perf_counter()
     run = run_virtual if args.json else _with_progress
     result = run(scenario, args.seed)

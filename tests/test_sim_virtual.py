@@ -257,10 +257,10 @@ def test_cli_prints_a_summary_and_writes_the_report(
     assert (tmp_path / "r" / "kpis.json").is_file()
 
 
-@pytest.mark.parametrize("flag", [["--live"], ["--replay", "store"]])
+@pytest.mark.parametrize("flag", [["--replay", "store"]])
 def test_cli_modes_not_built_yet_exit_2(flag: list[str],
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """--live and --replay answer "not built yet" with exit status 2."""
+    """--replay answers "not built yet" with exit status 2 (--live: tests/test_sim_live.py)."""
     assert main(["sim", str(SCENARIOS / "smoke.yaml"), *flag]) == 2
     assert "not built yet" in capsys.readouterr().err
 

@@ -1,0 +1,121 @@
+"""The MQTT side of the simulator's live mode: one paho connection per simulated agent.
+
+``AgentConnection`` is an agent's link to a real broker, as a native agent has it
+(docs/agents-native.md): client id = the agent id (plus a run tag), the offline
+``AgentConn`` as its will, subscribed to its ``cmd`` topic and its edge's retained
+``edge/status``. paho's callbacks only put what arrives on the run's ``queue.Queue`` —
+SimPy is not thread-safe; a pump process of the run drains it. ``publish`` is called from
+the SimPy thread (paho's publish is thread-safe). ``kill`` drops the socket without a
+DISCONNECT, so the broker publishes the will (an agent failure, a network drop).
+
+``FleetRunner`` (agents_sim._native_runner) is not reused: its worker thread owns and ticks
+the behaviours in wall time, while here the SimPy processes (``SimAgent``) own them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agents_sim._native_spec import Outgoing
+from topics import AgentConn, agent_topic, edge_topic, encode
+
+__all__ = ["AgentConnection", "Inbound", "Login"]
+
+Login = tuple[str, str | None] | None
+"""(username, password) for every connection of a live run, or None (anonymous)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """Something that arrived for an agent (put on the run's queue by a paho thread)."""
+
+    facility: str
+    agent_id: str
+    kind: Literal["cmd", "status"]
+    payload: bytes
+    retained: bool = False
+
+
+class AgentConnection:
+    """One agent's MQTT connection; ``connect()``, then ``publish``; ``kill`` or ``close``."""
+
+    def __init__(self, facility: str, agent_id: str, inbox: queue.Queue[Inbound], *,
+                 host: str, port: int, login: Login, will: AgentConn, tag: str,
+                 keepalive: int = 5) -> None:
+        self.facility = facility
+        self.agent_id = agent_id
+        self.alive = False
+        """Connected and not killed: only then does ``publish`` send anything."""
+        self._inbox = inbox
+        self._cmd = agent_topic(facility, agent_id, "cmd")
+        self._status = edge_topic(facility, "status")
+        self._host, self._port, self._keepalive = host, port, keepalive
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{agent_id}-{tag}",
+                                  protocol=mqtt.MQTTv311, clean_session=True)
+        self.client.max_queued_messages_set(0)
+        if login is not None:
+            self.client.username_pw_set(*login)
+        self.client.will_set(agent_topic(facility, agent_id, "conn"), encode(will), qos=1,
+                             retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 2)
+
+    def connect(self, timeout: float) -> None:
+        """Connect and subscribe; ``TimeoutError`` naming the broker if that takes longer."""
+        self.client.connect_async(self._host, self._port, keepalive=self._keepalive)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout):
+            self.close()
+            raise TimeoutError(f"agent {self.agent_id} did not connect and subscribe to "
+                               f"{self._host}:{self._port} within {timeout} s")
+        self.alive = True
+
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object,
+                    _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            return  # refused (bad credentials …): connect() times out naming the broker
+        client.subscribe([(self._cmd, 1), (self._status, 1)])
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        kind: Literal["cmd", "status"] = "status" if msg.topic == self._status else "cmd"
+        self._inbox.put(Inbound(self.facility, self.agent_id, kind, bytes(msg.payload),
+                                bool(msg.retain)))
+
+    def publish(self, item: Outgoing) -> bool:
+        """Send one of the agent's messages; False if the connection is down."""
+        if not self.alive:
+            return False
+        topic = agent_topic(self.facility, self.agent_id, item.channel)
+        info = self.client.publish(topic, encode(item.message), qos=item.qos,
+                                   retain=item.retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def kill(self) -> None:
+        """Drop the connection without a DISCONNECT: the broker publishes the will."""
+        if not self.alive:
+            return
+        self.alive = False
+        self.client.loop_stop()  # first, or paho's thread would reconnect
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
+
+    def close(self, last: AgentConn | None = None) -> None:
+        """Disconnect cleanly, after publishing ``last`` (the retained offline conn)."""
+        if self.alive and last is not None:
+            info = self.client.publish(agent_topic(self.facility, self.agent_id, "conn"),
+                                       encode(last), qos=1, retain=True)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(timeout=2)
+        self.alive = False
+        self.client.disconnect()
+        self.client.loop_stop()
