@@ -142,7 +142,9 @@ def test_agent_failure_live_makes_the_edge_reallocate(
     lose it and requeue its step, which the spare robot finishes."""
     scenario = load_scenario(FAILURE, base_dir=SMOKE.parent)
     s = stack(scenario)
-    result = run_live(scenario, "127.0.0.1", s.port, speed=40)
+    # 10x, not faster: the fault (t=15) must find the robot on its step (assigned at t~1),
+    # which a loaded machine could delay past 0.35 s of wall time at 40x.
+    result = run_live(scenario, "127.0.0.1", s.port, speed=10)
     assert result.all_terminal, (result.summary(), s.log("plant"))
     events = result.events["plant"]
     lost = [e for e in events if e.kind == "agent_lost" and e.data.get("agent") == "robot-1"]

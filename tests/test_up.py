@@ -90,6 +90,8 @@ def test_up_keeps_its_admin_token_and_a_killed_up_leaves_nothing(tmp_path: Path)
         first.stop(signal.SIGKILL)
         wait_gone(str(data))
         assert not mqtt_ready("127.0.0.1", first.mqtt_port)
+        for facility in ("north", "south"):  # each edge got SIGTERM and stopped in order
+            assert "stopped at seq" in (data / "logs" / f"edge-{facility}.log").read_text()
     with Up(tmp_path, "--agents", "0", data=data) as again:
         again.wait_ready()
         assert again.token() == token
