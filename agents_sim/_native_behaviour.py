@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from agents_sim._native_delivery import AgentDelivery, Answer
 from agents_sim._native_spec import AgentSpec, Outgoing
+from agents_sim._native_state import agent_state
 from agents_sim._native_work import Step, ai_outputs, digest, pick_failure, plan_step, step_outputs
 from topics import (
     AgentConn,
@@ -200,16 +201,17 @@ class AgentBehaviour:
         return float("inf") if retry is None else now + retry
 
     def state(self, now: float) -> AgentState:
-        """The agent's current ``AgentState``."""
+        """The agent's current ``AgentState`` (validated as ever; built without pydantic's
+        validation when every value is known valid: ``agents_sim._native_state``)."""
         step = self.step
         status: Literal["idle", "busy", "paused"] = "idle"
         if step is not None:
             status = "paused" if step.paused_at is not None else "busy"
-        return AgentState(
-            agent_id=self.spec.agent_id, ts=now, status=status, node=self.node,
-            battery=round(self.battery, 2) if self.spec.kind == "robot" else None,
-            workflow_id=step.assign.workflow_id if step else None,
-            step_id=step.assign.step_id if step else None,
+        return agent_state(
+            self.spec.agent_id, now, status, self.node,
+            round(self.battery, 2) if self.spec.kind == "robot" else None,
+            step.assign.workflow_id if step else None,
+            step.assign.step_id if step else None,
         )
 
     # --- commands ------------------------------------------------------------------------

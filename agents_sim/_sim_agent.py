@@ -1,11 +1,11 @@
-"""One simulated agent as a SimPy process, hosting the native ``AgentBehaviour``.
+"""One simulated agent in SimPy time, hosting the native ``AgentBehaviour``.
 
 The protocol — acknowledgements, the outbox and its resends, queued assignments, pauses,
 cancels, sync arrivals, bids, AI verdicts — is ``AgentBehaviour``'s, the very model the
 tests, benchmarks and ``fleetflow up`` run over MQTT. This module only gives it a body in
 simulated time:
 
-- **time**: a process sleeps until the behaviour's ``next_wakeup()`` (or until a command
+- **time**: the agent sleeps until the behaviour's ``next_wakeup()`` (or until a command
   wakes it) and then ``tick``s it; time is ``epoch + env.now``;
 - **work**: an ``Assign`` is handed to the behaviour with ``params.duration_s`` set to the
   travel time (map distance from where the agent will be, divided by its speed) plus the
@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -41,6 +41,8 @@ import simpy
 from agents_sim import _sim_routines as routines
 from agents_sim._native_behaviour import AgentBehaviour
 from agents_sim._native_spec import DEFAULT_DURATION_S, AgentSpec, Outgoing
+from agents_sim._sim_calls import call_at_delay
+from agents_sim._sim_wake import Wakeups
 from edge_runtime.facility import FacilityMap
 from topics import AgentKindName, Assign, Message
 
@@ -90,6 +92,10 @@ class AgentModel:
     """People: chance of declining an assignment."""
     fail_prob: float = 0.0
     """AI agents: chance that an attempt's compute fails (``step_failed``)."""
+    estop_mtbf_s: float | None = None
+    """Robots: mean seconds between e-stops (exponential; ``None``: none)."""
+    estop_s: float = 30.0
+    """Robots: mean seconds until an e-stop is released (exponential)."""
 
 
 class SimLink:
@@ -108,17 +114,32 @@ class SimLink:
         if not self.up:
             self.dropped += 1
             return
-        event = self.env.timeout(self.latency)
-        event.callbacks.append(lambda _: deliver(item) if self.up else self._lost())
+        call_at_delay(self.env, self.latency, partial(self._deliver, deliver, item))
 
-    def _lost(self) -> None:
-        self.dropped += 1
+    def send_all(self, deliver: Callable[[Any], None], items: list[Any]) -> None:
+        """Deliver ``items`` in order after the latency, as one entry on SimPy's queue:
+        the same order as ``send`` of each in turn (nothing can fall between messages
+        sent at the same instant with the same latency), one event instead of many."""
+        if not items:
+            return
+        if not self.up:
+            self.dropped += len(items)
+            return
+        call_at_delay(self.env, self.latency, partial(self._deliver_all, deliver, items))
 
+    def _deliver(self, deliver: Callable[[Any], None], item: Any, _: object) -> None:
+        if self.up:
+            deliver(item)
+        else:
+            self.dropped += 1
 
-def _poke(kick: simpy.Event, _: simpy.Event) -> None:
-    """A wake-up time came: trigger ``kick`` unless a command did first."""
-    if not kick.triggered:
-        kick.succeed()
+    def _deliver_all(self, deliver: Callable[[Any], None], items: list[Any], _: object
+                     ) -> None:
+        for item in items:
+            if self.up:
+                deliver(item)
+            else:
+                self.dropped += 1
 
 
 Estimate = Callable[[Assign], float | None]
@@ -126,7 +147,7 @@ Estimate = Callable[[Assign], float | None]
 
 
 class SimAgent:
-    """A native agent in simulated time: its ``AgentBehaviour`` hosted in a SimPy process."""
+    """A native agent in simulated time: its ``AgentBehaviour`` woken on SimPy's queue."""
 
     def __init__(
         self, env: simpy.Environment, spec: AgentSpec, model: AgentModel, *, epoch: float,
@@ -152,15 +173,14 @@ class SimAgent:
         self.duty = routines.Duty(self)
         """Charging, breakdowns, shifts and breaks, refusals (``agents_sim._sim_routines``)."""
         self.behaviour = AgentBehaviour(spec, now=self.now)
-        """The protocol behaviour (``agents_sim.native``) this process hosts."""
+        """The protocol behaviour (``agents_sim.native``) this agent hosts."""
         self.behaviour.battery = battery
         self.incarnations = 0
         """How often it was repaired (event ids of incarnation n carry ``r{n}``)."""
         self.travelled_m = 0.0
         """Metres driven or walked."""
-        self._kick: simpy.Event = env.event()
-        self.process = env.process(self._life())
-        """The SimPy process of the current incarnation."""
+        self.wakeups = Wakeups(self, self.behaviour)
+        """When the current incarnation looks at its behaviour (``agents_sim._sim_wake``)."""
         self.duty.start()
 
     @property
@@ -173,39 +193,14 @@ class SimAgent:
         """The agent's id."""
         return self.spec.agent_id
 
-    def _life(self) -> Generator[simpy.Event, Any, None]:
-        behaviour = self.behaviour
-        if not self.duty.off:
-            self._send(behaviour.hello(self.now))
-        while True:
-            if self.duty.off:  # signed off (a person off shift): nothing until signed on
-                self._kick = self.env.event()
-                yield self._kick
-                if behaviour is not self.behaviour:
-                    return
-                continue
-            wake = behaviour.next_wakeup()
-            if wake is None or behaviour is not self.behaviour:
-                return  # dead, or replaced by a repaired incarnation
-            # One event both the wake-up time and a command may trigger: cheaper than a
-            # SimPy condition (``timeout | kick``) on every wake-up of 1,000 agents.
-            self._kick = kick = self.env.event()
-            self.env.timeout(max(0.0, wake - self.now)).callbacks.append(partial(_poke, kick))
-            yield kick
-            if behaviour is not self.behaviour:
-                return
-            self._send(behaviour.tick(self.now))
-
     def _wake(self) -> None:
-        if not self._kick.triggered:
-            self._kick.succeed()
+        self.wakeups.wake()
 
     def _send(self, out: list[Outgoing]) -> None:
         duty = self.duty
         if duty.active:
             out = duty.outgoing(out)
-        for item in out:
-            self.link.send(self._arrive, item)
+        self.link.send_all(self._arrive, out)
 
     def state_now(self) -> Outgoing:
         """A state report of right now (as ``_send`` passes it on)."""
@@ -216,7 +211,7 @@ class SimAgent:
         self._send(out)
 
     def wake(self) -> None:
-        """Let the process look at the behaviour again (a routine changed something)."""
+        """Let the agent look at its behaviour again (a routine changed something)."""
         self._wake()
 
     def _arrive(self, item: Outgoing) -> None:
@@ -232,12 +227,11 @@ class SimAgent:
             cmd = self._timed(cmd)
             if self.model.accept_delay_s > 0:
                 delay = self.rng.expovariate(1.0 / self.model.accept_delay_s)
-                later = self.env.timeout(round(delay, 3))
-                later.callbacks.append(lambda _: self._apply(cmd))
+                call_at_delay(self.env, round(delay, 3), partial(self._apply, cmd))
                 return
         self._apply(cmd)
 
-    def _apply(self, cmd: Message) -> None:
+    def _apply(self, cmd: Message, _: object = None) -> None:
         if self.behaviour.dead or self.duty.off:
             return
         if isinstance(cmd, Assign) and self.duty.active:
@@ -289,8 +283,8 @@ class SimAgent:
         self.behaviour = AgentBehaviour(spec, now=self.now, incarnation=f"r{self.incarnations}")
         self.behaviour.node, self.behaviour.battery = old.node, old.battery
         self.duty.repaired()
-        self._wake()
-        self.process = self.env.process(self._life())
+        self.wakeups.stop()  # the old incarnation's wake-ups end here
+        self.wakeups = Wakeups(self, self.behaviour)
 
     def deplete(self) -> None:
         """The robot's battery is suddenly empty (a cell fault): it says so at once, and

@@ -14,11 +14,13 @@ command outbox.
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Any
 
 import simpy
 
 from agents_sim._native_spec import Outgoing
+from agents_sim._sim_calls import call_at_delay
 from edge_runtime.core import (
     Append,
     Archive,
@@ -83,6 +85,9 @@ class SimEdge:
         message to or from it is lost."""
         self.dropped = 0
         """Messages lost while the edge was cut off."""
+        self.vda: Any = None
+        """The facility's VDA 5050 master for its VDA robots (``agents_sim._sim_vda_edge``
+        ``VdaEdge``), if any: it takes the core's commands for them."""
 
     @property
     def now(self) -> float:
@@ -179,6 +184,8 @@ class SimEdge:
             self.outcome[wf] = TERMINAL_KINDS[event.kind]
 
     def _publish(self, topic: str, message: Message) -> None:
+        if self.vda is not None and self.vda.command(topic, message):
+            return  # a VDA 5050 robot's: an order or instant actions, via the master
         parts = topic.split("/")
         if len(parts) < 6 or parts[3] != "agent":
             return  # nothing listens on edge topics in virtual mode
@@ -199,9 +206,9 @@ class SimEdge:
         key = (agent_id, str(getattr(message, "command_id", "")))
         token = next(self._tokens)
         self._outbox[key] = (message, wait, token)
-        self.env.timeout(after).callbacks.append(lambda _: self._due(key, token))
+        call_at_delay(self.env, after, partial(self._due, key, token))
 
-    def _due(self, key: tuple[str, str], token: int) -> None:
+    def _due(self, key: tuple[str, str], token: int, _: object = None) -> None:
         entry = self._outbox.get(key)
         if entry is None or entry[2] != token:
             return  # acknowledged, or rescheduled since
@@ -229,10 +236,9 @@ class SimEdge:
 
     def _launch(self, timer_id: str, due: float) -> None:
         self._flying[timer_id] = due
-        event = self.env.timeout(due - self.env.now)
-        event.callbacks.append(lambda _: self._fire(timer_id, due))
+        call_at_delay(self.env, due - self.env.now, partial(self._fire, timer_id, due))
 
-    def _fire(self, timer_id: str, when: float) -> None:
+    def _fire(self, timer_id: str, when: float, _: object = None) -> None:
         if self._flying.get(timer_id) == when:
             del self._flying[timer_id]
         due = self._timers.get(timer_id)
@@ -248,7 +254,7 @@ class SimEdge:
     def _arm_flush(self) -> None:
         if not self._flush_armed:
             self._flush_armed = True
-            self.env.timeout(0).callbacks.append(self._flush)
+            call_at_delay(self.env, 0.0, self._flush)
 
     def _flush(self, _: object = None) -> None:
         """One ``EventAck`` per agent for what the core took or refused this instant."""

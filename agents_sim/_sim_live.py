@@ -43,10 +43,12 @@ import simpy.rt
 from agents_sim._hub_client import HubClient
 from agents_sim._native_spec import Outgoing
 from agents_sim._sim_agent import SimAgent
+from agents_sim._sim_arrivals import arrive, create_args
 from agents_sim._sim_live_events import EventCollector
 from agents_sim._sim_live_mqtt import AgentConnection, Inbound, Login
+from agents_sim._sim_live_vda import LiveVda
 from agents_sim._sim_scenario import Arrival, FacilitySpec, Fault, Scenario, ScenarioError
-from agents_sim._sim_virtual import Progress, build_fleet, log_hash
+from agents_sim._sim_virtual import Progress, build_fleet, hash_seed, log_hash
 from edge_runtime.core import Event, Template
 from topics import EdgeEvent, HubCommand, ProtocolError, decode_agent_command, decode_edge_status
 
@@ -125,6 +127,9 @@ def check_live(scenario: Scenario, speed: float) -> None:
         if fault.type not in LIVE_FAULTS:
             raise ScenarioError(f"faults[{i}].type: {fault.type!r} is not in live mode yet "
                                 f"(live: {', '.join(LIVE_FAULTS)}; --virtual runs all)")
+    if scenario.cross_facility:
+        raise ScenarioError("cross_facility: not in live mode yet (--virtual runs them "
+                            "with the hub's aggregation)")
 
 
 class _Facility:
@@ -173,6 +178,9 @@ class _LiveRun:
         self.hub = HubClient(host, port, ids, username=None if login is None else login[0],
                              password=None if login is None else login[1],
                              client_id=f"sim-hub-{self.tag}")
+        self.vda = LiveVda(self.env, host=host, port=port, login=login, tag=self.tag,
+                           timeout=connect_timeout, pump_s=PUMP_S * speed)
+        """The VDA 5050 robots, on their own connections (``agents_sim._sim_live_vda``)."""
 
     # --- setup and teardown --------------------------------------------------------------
 
@@ -184,6 +192,7 @@ class _LiveRun:
             for agent in build_fleet(self.env, fac.spec, fac, seed=self.seed, epoch=epoch,
                                      latency_s=0.0):
                 self._connect(fid, agent)
+            self.vda.add(fac.spec, seed=hash_seed(self.seed, fid), epoch=epoch)
         while True:  # the edges' retained statuses: online, nothing to resend yet
             try:
                 item = self.inbox.get_nowait()
@@ -212,6 +221,7 @@ class _LiveRun:
                 agent = fac.agents[agent_id]
                 conn.close(None if agent.behaviour.dead else agent.behaviour.conn(False,
                                                                                   agent.now))
+        self.vda.close()
         self.hub.stop()
         self.collector.stop()
 
@@ -247,39 +257,30 @@ class _LiveRun:
 
     def _arrivals(self, f: FacilitySpec, index: int, a: Arrival
                   ) -> Generator[simpy.Event, Any, None]:
-        """The virtual mode's arrival times (same seeds), sent as hub commands."""
-        env, end = self.env, self.scenario.duration_s
+        """The virtual mode's arrival times (same seeds and timing code), sent as hub
+        commands; a deadline is scaled to wall time, the edge's clock."""
         rng = random.Random(f"{self.seed}/{f.id}/arrivals/{index}")
         template = f.loaded_templates[a.template]
-        times = sorted(a.at) if a.at is not None else []
-        n = 0
-        while True:
-            if a.at is not None:
-                if n >= len(times):
-                    return
-                at = times[n]
-            elif a.every_s is not None:
-                at = (n + 1) * a.every_s
-            else:
-                assert a.rate_per_h is not None
-                at = env.now + rng.expovariate(a.rate_per_h / 3600.0)
-            if at >= end:
-                return
-            yield env.timeout(max(0.0, at - env.now))
-            n += 1
+
+        def fire(n: int) -> None:
             wf_id = f"{f.id}-{self.tag}-{index}-{n}"
-            args: dict[str, Any] = {"template": template.key, "workflow_id": wf_id,
-                                    "priority": a.priority, "data": dict(a.data)}
+            now = time.time()
+            args = create_args(wf_id, template, a, now)
             if a.deadline_s is not None:
-                args["deadline"] = time.time() + a.deadline_s / self.speed
+                args["deadline"] = now + a.deadline_s / self.speed
             self.facilities[f.id].templates[wf_id] = template
             cmd = HubCommand(command_id=f"create-{wf_id}", action="create_workflow",
-                             args=args, ts=time.time())
+                             args=args, ts=now)
             self.created[f.id][wf_id] = self.hub.send(f.id, cmd)
+
+        yield from arrive(self.env, a, rng, self.scenario.duration_s, fire)
 
     def _fault(self, fault: Fault) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(fault.at_s)
         fid, agent_id = self.scenario.fault_target(fault)
+        if self.vda.owns((fid, agent_id)):
+            yield from self.vda.fault(fault, (fid, agent_id))
+            return
         fac = self.facilities[fid]
         agent: SimAgent = fac.agents[agent_id]
         fac.conns[agent_id].kill()  # no DISCONNECT: the broker publishes the will

@@ -27,6 +27,12 @@ unless the agent's ``AgentModel`` turns it on:
 - **AI failures** (``fail_prob``): the attempt's compute fails at its end with a
   ``StepFailed`` (``error_type`` ``model_error``, retryable): the behaviour's own failure
   injection (``MODEL_ERROR``), applied to the attempts drawn to fail.
+- **e-stops** (robots, ``estop_mtbf_s``; ``e_stops``): the robot's emergency stop is
+  pressed after an exponential time with that mean and released after an exponential
+  ``estop_s``. A native robot says ``e_stop`` in its states and holds the step in hand
+  meanwhile, as it holds it for the edge's ``pause``; a VDA 5050 robot
+  (``agents_sim._sim_vda``) reports ``safetyState.eStop`` and its vehicle halts. The edge
+  raises its ``e_stop`` safety conflict and resolves it on the release.
 
 Every draw comes from a ``random.Random`` of its own per agent and part (seeded by the
 scenario seed, the facility and the agent id), so turning one part on leaves the others'
@@ -38,19 +44,20 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
 from agents_sim._native_delivery import Answer
 from agents_sim._native_spec import Failure, Outgoing
-from topics import AgentState, Assign, CommandAck, StepFailed
+from topics import AgentState, Assign, CommandAck, Pause, Resume, StepFailed
 
 if TYPE_CHECKING:
     from agents_sim._sim_agent import SimAgent
     from agents_sim._sim_scenario import FleetSpec
 
-__all__ = ["MODEL_ERROR", "SIGN_OFF_GRACE_S", "Duty", "model_fields"]
+__all__ = ["MODEL_ERROR", "SIGN_OFF_GRACE_S", "Duty", "EStoppable", "e_stops",
+           "model_fields"]
 
 SIGN_OFF_GRACE_S = 1.0
 """A person signs off at least this long after saying ``paused``: no ``Assign`` sent
@@ -83,7 +90,37 @@ def model_fields(entry: FleetSpec) -> dict[str, Any]:
     for name in ("no_show_prob", "refuse_prob", "fail_prob"):
         if getattr(entry, name) is not None:
             out[name] = getattr(entry, name)
+    if entry.estop_mtbf_h is not None:
+        out.update(estop_mtbf_s=entry.estop_mtbf_h * 3600.0,
+                   estop_s=30.0 if entry.estop_s is None else entry.estop_s)
     return out
+
+
+class EStoppable(Protocol):
+    """A robot whose emergency stop can be pressed: a native one's ``Duty``, or a VDA 5050
+    robot (``agents_sim._sim_vda.SimVdaRobot``)."""
+
+    @property
+    def down(self) -> bool:
+        """Broken down or signed off: nothing to press now."""
+        ...
+
+    def e_stop(self, on: bool) -> None:
+        """Press (``on``) or release the emergency stop."""
+        ...
+
+
+def e_stops(env: simpy.Environment, robot: EStoppable, rng: random.Random, mtbf_s: float,
+            mean_s: float) -> Generator[simpy.Event, Any, None]:
+    """Press ``robot``'s e-stop after exponential times of mean ``mtbf_s`` and release it
+    after exponential times of mean ``mean_s``, forever (a robot that is down is skipped)."""
+    while True:
+        yield env.timeout(round(rng.expovariate(1.0 / mtbf_s), 3))
+        if robot.down:
+            continue
+        robot.e_stop(True)
+        yield env.timeout(round(rng.expovariate(1.0 / mean_s), 3))
+        robot.e_stop(False)
 
 
 class Duty:
@@ -93,7 +130,7 @@ class Duty:
         self.agent = agent
         m = agent.model
         self.active = bool(m.charge_below is not None or m.shifts or m.break_every_s
-                           or m.refuse_prob or m.fail_prob)
+                           or m.refuse_prob or m.fail_prob or m.estop_mtbf_s)
         """Any part that looks at messages or assignments is on."""
         self.off = bool(m.shifts)
         """Signed off (a person off shift or on a break): not connected. A person with
@@ -112,12 +149,19 @@ class Duty:
         """Shifts missed."""
         self.declined = 0
         """Assignments declined."""
+        self.e_stopped = False
+        """The e-stop is pressed (its states say ``e_stop``)."""
+        self.e_stops = 0
+        """E-stops so far."""
+        self._held: Any = None
+        """The step the e-stop holds (to go on with at its release)."""
         self._charge: tuple[float, float] | None = None
         """(simulated time, level) the charging started at the charger."""
         self._ids = 0
         base = f"{agent.seed}/{agent.agent_id}"
         self._rng = {part: random.Random(f"{base}/{part}")
-                     for part in ("breakdowns", "shifts", "refusals", "ai_failures")}
+                     for part in ("breakdowns", "shifts", "refusals", "ai_failures",
+                                  "e_stops")}
 
     def start(self) -> None:
         """Start the routines' processes (after the agent's own)."""
@@ -128,6 +172,8 @@ class Duty:
             env.process(self._shifts())
         if m.break_every_s is not None:
             env.process(self._breaks())
+        if m.estop_mtbf_s is not None:
+            env.process(e_stops(env, self, self._rng["e_stops"], m.estop_mtbf_s, m.estop_s))
 
     # --- hooks of SimAgent -----------------------------------------------------------
 
@@ -141,7 +187,7 @@ class Duty:
                 out = [*out[:first], self.agent.state_now(), *out[first:]]
             elif not any(item.channel == "state" for item in out):
                 out = [*out, self.agent.state_now()]
-        if not (self.charging or self.leaving):
+        if not (self.charging or self.leaving or self.e_stopped):
             return out
         return [self._restate(item) if item.channel == "state" else item for item in out]
 
@@ -162,9 +208,37 @@ class Duty:
         return a
 
     def repaired(self) -> None:
-        """A new incarnation came back: it is no longer charging."""
+        """A new incarnation came back: it is no longer charging, nor e-stopped."""
         self.charging = False
         self._charge = None
+        self.e_stopped, self._held = False, None
+
+    # --- e-stops -------------------------------------------------------------------------
+
+    @property
+    def down(self) -> bool:
+        """Broken down or signed off."""
+        return self.agent.behaviour.dead or self.off
+
+    def e_stop(self, on: bool) -> None:
+        """The e-stop pressed or released: the step in hand is held meanwhile (the
+        behaviour's own hold, as for the edge's ``pause``) and a state goes out at once."""
+        agent, b, now = self.agent, self.agent.behaviour, self.agent.now
+        self.e_stopped = on
+        if b.dead or self.off:
+            self._held = None
+            return
+        if on:
+            self.e_stops += 1
+            if b.step is not None and b.step.paused_at is None:
+                b._on_pause(Pause(command_id="e-stop", ts=now), now)
+                self._held = b.step
+        elif self._held is not None:
+            if self._held is b.step:
+                b._on_resume(Resume(command_id="e-stop", ts=now), now)
+            self._held = None
+        agent.send([agent.state_now()])
+        agent.wake()
 
     # --- charging ----------------------------------------------------------------------
 
@@ -186,8 +260,12 @@ class Duty:
         assert isinstance(state, AgentState)
         if self.charging:
             update: dict[str, Any] = {"status": "charging", "battery": round(self._level(), 2)}
-        else:
+        elif self.leaving:
             update = {"status": "paused"}
+        else:
+            update = {}
+        if self.e_stopped:
+            update["e_stop"] = True
         return Outgoing("state", state.model_copy(update=update), qos=item.qos)
 
     def _start_charging(self) -> None:

@@ -24,9 +24,12 @@ __all__ = [
     "SIMULATED_FAULTS",
     "Arrival",
     "CoreSettings",
+    "CrossFacilityArrival",
+    "CrossFacilityEnd",
     "FacilitySpec",
     "Fault",
     "FleetSpec",
+    "HubSettings",
     "Scenario",
     "ScenarioError",
 ]
@@ -104,6 +107,21 @@ class FleetSpec(_Strict):
     """People: probability of declining an assignment (default 0)."""
     fail_prob: float | None = Field(default=None, ge=0, le=1)
     """AI agents: probability that an attempt fails (``model_error``; default 0)."""
+    protocol: Literal["native", "vda5050"] = "native"
+    """Robots: what they speak to the edge — Fleetflow's native protocol, or VDA 5050
+    (the test AGV model, ``agents_sim._sim_vda``; the edge runs its VDA master for them)."""
+    vda_version: Literal["2.0.0", "2.1.0"] | None = None
+    """VDA 5050 robots: the protocol version in their headers (default 2.1.0)."""
+    manufacturer: Identifier | None = None
+    """VDA 5050 robots: the ``manufacturer`` of their topics (default ``fleetflow``); the
+    serial number is the agent id."""
+    instant_key: Literal["actions", "instantActions"] | None = None
+    """VDA 5050 2.0 robots: the one key they read instant actions from (default
+    ``actions``; ``instantActions`` as some fielded 2.0 AGVs, docs/vda5050.md)."""
+    estop_mtbf_h: float | None = Field(default=None, gt=0, le=1e5)
+    """Robots: mean hours between e-stops, exponential (default: none)."""
+    estop_s: float | None = Field(default=None, gt=0, le=1e7)
+    """Robots: mean seconds until an e-stop is released, exponential (default 30)."""
 
 
 class Arrival(_Strict):
@@ -123,6 +141,44 @@ class Arrival(_Strict):
                           "hierarchical"] | None = None
     """How the workflows' steps find their agents (default: the template's; see
     docs/coordination.md), e.g. ``auction_based``: the agents bid."""
+
+
+class HubSettings(_Strict):
+    """The hub in a virtual run (present: its aggregation runs, ``agents_sim._sim_hub``)."""
+
+    round_s: float = Field(default=0.2, gt=0, le=60)
+    """Simulated seconds between two rounds of the hub's worker (the hub's own is 0.2)."""
+    latency_s: float = Field(default=0.05, ge=0, le=10)
+    """One-way delay of every message between an edge and the hub."""
+
+
+class CrossFacilityEnd(_Strict):
+    """One side of a cross-facility workflow: a workflow of ``template`` in ``facility``."""
+
+    facility: Identifier
+    template: Identifier
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    deadline_s: float | None = Field(default=None, gt=0, le=1e7)
+    """Deadline, seconds after creation."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    coordination: Literal["direct", "auction_based", "leader_follower", "consensus",
+                          "hierarchical"] | None = None
+
+
+class CrossFacilityArrival(_Strict):
+    """Pairs arriving over the run (timing as ``Arrival``: exactly one of ``rate_per_h``,
+    ``every_s``, ``at``): a ``source`` workflow in one facility and a ``target`` in another
+    that depends on it (``type``, ``conditions``: docs/workflows.md, "Typed dependencies
+    between workflows"); the target's edge holds it until the hub resolves the dependency."""
+
+    source: CrossFacilityEnd
+    target: CrossFacilityEnd
+    type: Literal["sequential", "parallel", "conditional", "resource_based",
+                  "data_flow"] = "sequential"
+    conditions: dict[str, Any] = Field(default_factory=dict)
+    rate_per_h: float | None = Field(default=None, gt=0, le=1e6)
+    every_s: float | None = Field(default=None, gt=0, le=1e7)
+    at: list[Seconds] | None = Field(default=None, max_length=100_000)
 
 
 class CoreSettings(_Strict):
@@ -199,6 +255,10 @@ class Scenario(_Strict):
     """One-way delay of every message between an agent and its edge."""
     facilities: list[FacilitySpec] = Field(min_length=1, max_length=100)
     faults: list[Fault] = Field(default_factory=list, max_length=10_000)
+    hub: HubSettings | None = None
+    """The hub's aggregation in virtual runs (docs/simulator.md, "Hub in virtual runs")."""
+    cross_facility: list[CrossFacilityArrival] = Field(default_factory=list, max_length=1000)
+    """Workflows whose dependency crosses facilities (they need ``hub``)."""
 
     def facility(self, facility_id: str) -> FacilitySpec:
         """The facility ``facility_id``."""

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from agents_sim._sim_cross import check_cross_facility
 from agents_sim._sim_scenario import (
     DEFAULT_TEMPLATES,
     SIMULATED_FAULTS,
@@ -23,6 +24,7 @@ from agents_sim._sim_scenario import (
     Scenario,
     ScenarioError,
 )
+from agents_sim._sim_vda import check_vda_entry
 from edge_runtime.core import TemplateError
 from edge_runtime.facility import FacilityMap, MapError, load_map
 from edge_runtime.templates import load_template, load_templates
@@ -79,6 +81,7 @@ def _check(s: Scenario, base: Path) -> None:
         _load_parts(f, f"facilities[{i}]", base)
         _check_fleet(f, f"facilities[{i}]")
         _check_arrivals(f, f"facilities[{i}]")
+    check_cross_facility(s, lambda f, name, at: _check_template(s.facility(f), name, at))
     for i, fault in enumerate(s.faults):
         where = f"faults[{i}]"
         if fault.type not in SIMULATED_FAULTS:
@@ -167,6 +170,7 @@ def _check_fleet(f: FacilitySpec, where: str) -> None:
         if entry.kind != "human" and entry.accept_delay_s is not None:
             raise ScenarioError(f"{at}.accept_delay_s: only people have an acceptance delay")
         _check_model(entry, at, f.facility_map)
+        check_vda_entry(f, entry, at)
         if entry.node is not None and (nodes is None or entry.node not in nodes):
             raise ScenarioError(f"{at}.node: {entry.node!r} is not a node of the map")
         prefix = entry.id_prefix or entry.kind
@@ -176,7 +180,8 @@ def _check_fleet(f: FacilitySpec, where: str) -> None:
 
 
 MODEL_FIELDS = {
-    "robot": ("charge_below", "charge_to", "charge_per_s", "mtbf_h", "repair_s"),
+    "robot": ("charge_below", "charge_to", "charge_per_s", "mtbf_h", "repair_s",
+              "estop_mtbf_h", "estop_s"),
     "human": ("shifts", "break_every_s", "break_s", "no_show_prob", "refuse_prob"),
     "ai": ("fail_prob",),
 }
@@ -198,6 +203,8 @@ def _check_model(entry: FleetSpec, at: str, fmap: FacilityMap | None) -> None:
             raise ScenarioError(f"{at}.{name}: needs charge_below (when to charge)")
     if entry.repair_s is not None and entry.mtbf_h is None:
         raise ScenarioError(f"{at}.repair_s: needs mtbf_h (breakdowns to repair)")
+    if entry.estop_s is not None and entry.estop_mtbf_h is None:
+        raise ScenarioError(f"{at}.estop_s: needs estop_mtbf_h (e-stops to release)")
     if entry.break_s is not None and entry.break_every_s is None:
         raise ScenarioError(f"{at}.break_s: needs break_every_s (how often)")
     if entry.no_show_prob is not None and not entry.shifts:
@@ -212,28 +219,33 @@ def _check_model(entry: FleetSpec, at: str, fmap: FacilityMap | None) -> None:
 
 
 def _check_arrivals(f: FacilitySpec, where: str) -> None:
-    nodes = f.facility_map.nodes if f.facility_map is not None else None
     for j, arrival in enumerate(f.arrivals):
         at = f"{where}.arrivals[{j}]"
         given = [n for n in ("rate_per_h", "every_s", "at") if getattr(arrival, n) is not None]
         if len(given) != 1:
             raise ScenarioError(f"{at}: give exactly one of rate_per_h, every_s, at "
                                 f"(given: {', '.join(given) or 'none'})")
-        template = f.loaded_templates.get(arrival.template)
-        if template is None:
-            raise ScenarioError(f"{at}.template: no template {arrival.template!r} "
-                                f"(loaded: {', '.join(sorted(f.loaded_templates)) or 'none'})")
-        for step in template.steps:
-            places = [step.location] + ([step.compensation.location]
-                                        if step.compensation is not None else [])
-            for place in places:
-                if nodes is not None and place is not None and place not in nodes:
-                    raise ScenarioError(
-                        f"{at}.template: step {step.id!r} of {template.name} is at "
-                        f"{place!r}, which is not a node of the facility's map")
-            if step.kind in ("robot", "human", "ai") and not any(
-                    e.kind == step.kind and set(step.capabilities) <= set(e.capabilities)
-                    for e in f.fleet):
+        _check_template(f, arrival.template, f"{at}.template")
+
+
+def _check_template(f: FacilitySpec, name: str, at: str) -> None:
+    """``f`` runs template ``name``: loaded, its locations on the map, its steps served."""
+    nodes = f.facility_map.nodes if f.facility_map is not None else None
+    template = f.loaded_templates.get(name)
+    if template is None:
+        raise ScenarioError(f"{at}: no template {name!r} "
+                            f"(loaded: {', '.join(sorted(f.loaded_templates)) or 'none'})")
+    for step in template.steps:
+        places = [step.location] + ([step.compensation.location]
+                                    if step.compensation is not None else [])
+        for place in places:
+            if nodes is not None and place is not None and place not in nodes:
                 raise ScenarioError(
-                    f"{at}.template: step {step.id!r} of {template.name} needs a "
-                    f"{step.kind} with {sorted(step.capabilities)}; the fleet has none")
+                    f"{at}: step {step.id!r} of {template.name} is at "
+                    f"{place!r}, which is not a node of the facility's map")
+        if step.kind in ("robot", "human", "ai") and not any(
+                e.kind == step.kind and set(step.capabilities) <= set(e.capabilities)
+                for e in f.fleet):
+            raise ScenarioError(
+                f"{at}: step {step.id!r} of {template.name} needs a "
+                f"{step.kind} with {sorted(step.capabilities)}; the fleet has none")

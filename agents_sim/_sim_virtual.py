@@ -1,7 +1,8 @@
 """The virtual mode: a scenario run in-process under SimPy time, deterministically.
 
-One real ``edge_runtime.core.Core`` per facility (``SimEdge``), one SimPy process per agent
-(``SimAgent``, hosting the native ``AgentBehaviour``), arrival processes that send the
+One real ``edge_runtime.core.Core`` per facility (``SimEdge``), the agents woken by
+callbacks on SimPy's queue (``SimAgent``, each hosting the native ``AgentBehaviour``),
+arrival processes that send the
 hub's ``create_workflow`` commands, and fault processes. No broker, no thread, no wall
 clock: time is ``EPOCH + env.now``, every random number comes from ``random.Random``
 seeded by the scenario seed, and SimPy orders simultaneous events by when they were
@@ -21,11 +22,16 @@ import simpy
 
 from agents_sim._native_spec import AgentSpec, Outgoing
 from agents_sim._sim_agent import DEFAULT_SPEED, AgentModel, SimAgent, SimLink
+from agents_sim._sim_arrivals import arrive, create_args
+from agents_sim._sim_calls import collector_paused
 from agents_sim._sim_edge import SimEdge
+from agents_sim._sim_hub import HubFactory, HubModel, SimHub, open_hub, start_hub
 from agents_sim._sim_routines import model_fields
 from agents_sim._sim_scenario import Arrival, FacilitySpec, Fault, Scenario
+from agents_sim._sim_vda import SimVdaRobot
+from agents_sim._sim_vda_edge import vda_fleet
 from edge_runtime.core import Core, CoreConfig, Effect, Event, Input
-from edge_runtime.facility import FacilityMap
+from edge_runtime.facility import map_cost, zones_by_node
 from topics import pack_edge_events
 
 __all__ = ["EPOCH", "FleetHost", "Progress", "RecordingCore", "SimResult", "build_fleet",
@@ -39,8 +45,6 @@ Progress = Callable[[float, float], None]
 
 BROKER_RESTART_S = 5.0
 """How long a ``broker_restart`` without ``duration_s`` keeps the facility's broker down."""
-UNREACHABLE = 1e9
-"""Cost of an agent that cannot reach a step: it only wins when nobody can get there."""
 
 
 @dataclass
@@ -64,6 +68,9 @@ class SimResult:
     """Messages lost on cut links (an agent's or a whole edge's)."""
     inputs: dict[str, list[tuple[Input, float]]] = field(default_factory=dict)
     """Facility -> every input its core was handed, with its time (``record_inputs``)."""
+    hub: dict[str, Any] | None = None
+    """What the hub aggregated (``HubModel.summary``, with its ``state_hash``), when the
+    run had one (``run_virtual(hub=…)``)."""
 
     @property
     def duration_s(self) -> float:
@@ -81,8 +88,9 @@ class SimResult:
             facilities[fid] = {"workflows": len(outcome), **dict(sorted(counts.items())),
                                "events": len(self.events[fid]),
                                "rejected": self.rejected.get(fid, 0)}
-        return {"scenario": self.scenario.name, "seed": self.seed, "sim_s": self.sim_s,
-                "log_hash": self.log_hash, "facilities": facilities}
+        out = {"scenario": self.scenario.name, "seed": self.seed, "sim_s": self.sim_s,
+               "log_hash": self.log_hash, "facilities": facilities}
+        return out if self.hub is None else {**out, "hub": self.hub}
 
     @property
     def all_terminal(self) -> bool:
@@ -99,20 +107,6 @@ def log_hash(events: dict[str, list[Event]]) -> str:
             digest.update(len(payload).to_bytes(4, "big"))
             digest.update(payload)
     return digest.hexdigest()
-
-
-def _map_cost(facility_map: FacilityMap) -> Any:
-    """Allocation cost from the map: travel distance from the agent to the step (the edge
-    shell's ``map_cost``, which agents may not import)."""
-    nodes = facility_map.nodes
-
-    def cost(agent: Any, step: Any, _wf: Any) -> float:
-        if agent.node not in nodes or step.location not in nodes:
-            return 0.0
-        travel = facility_map.path_cost(agent.node, step.location)
-        return UNREACHABLE if travel == float("inf") else travel
-
-    return cost
 
 
 class FleetHost(Protocol):
@@ -135,6 +129,8 @@ def build_fleet(env: simpy.Environment, f: FacilitySpec, host: FleetHost, *, see
     start = None if m is None else (m.chargers or list(m.nodes))[0]
     made: list[SimAgent] = []
     for entry in f.fleet:
+        if entry.protocol != "native":
+            continue  # VDA 5050 robots: ``vda_fleet`` (virtual), ``LiveVda`` (live)
         model = AgentModel(
             kind=entry.kind, speed=None if entry.kind == "ai" else (
                 entry.speed or DEFAULT_SPEED[entry.kind]),
@@ -179,11 +175,9 @@ def facility_core(f: FacilitySpec, *, record: bool = False) -> Core:
     map, the map's exclusive zones, the scenario's ``core`` settings); a ``RecordingCore``
     with ``record``."""
     m = f.facility_map
-    zones = {} if m is None else {
-        node: tuple(z) for node in m.nodes if (z := m.exclusive_zones(node))}
     c = f.core
     config = CoreConfig(
-        cost=_map_cost(m) if m is not None else None, exclusive_zones=zones,
+        cost=map_cost(m) if m is not None else None, exclusive_zones=zones_by_node(m),
         manual_intervention=c.manual_intervention, liveness_factor=c.liveness_factor,
         stall_factor=c.stall_factor, max_queued_per_agent=c.max_queued_per_agent,
         batch_window_s=c.batch_window_s, battery_per_meter=c.battery_per_meter,
@@ -194,13 +188,14 @@ def facility_core(f: FacilitySpec, *, record: bool = False) -> Core:
 class _Run:
     """The SimPy world of one run."""
 
-    def __init__(self, scenario: Scenario, seed: int, record: bool = False) -> None:
+    def __init__(self, scenario: Scenario, seed: int, record: bool = False,
+                 hub: HubModel | None = None) -> None:
         self.scenario = scenario
         self.seed = seed
         self.record = record
         self.env = simpy.Environment()
         self.edges: dict[str, SimEdge] = {}
-        self.agents: dict[tuple[str, str], SimAgent] = {}
+        self.agents: dict[tuple[str, str], SimAgent | SimVdaRobot] = {}
         for f in scenario.facilities:
             self.edges[f.id] = edge = SimEdge(self.env, self._core(f), EPOCH)
             self._fleet(f, edge)
@@ -209,6 +204,8 @@ class _Run:
                 self.env.process(self._arrivals(f, i, arrival))
         for fault in scenario.faults:
             self.env.process(self._fault(fault))
+        self.hub: SimHub | None = None if hub is None else start_hub(
+            self.env, hub, self.edges, scenario, seed, EPOCH)
 
     def _core(self, f: FacilitySpec) -> Core:
         return facility_core(f, record=self.record)
@@ -217,37 +214,22 @@ class _Run:
         for agent in build_fleet(self.env, f, edge, seed=self.seed, epoch=EPOCH,
                                  latency_s=self.scenario.latency_s):
             self.agents[(f.id, agent.agent_id)] = agent
+        for robot in vda_fleet(self.env, f, edge, seed=hash_seed(self.seed, f.id), epoch=EPOCH,
+                               latency_s=self.scenario.latency_s):
+            self.agents[(f.id, robot.agent_id)] = robot
 
     def _arrivals(self, f: FacilitySpec, index: int, a: Arrival
                   ) -> Generator[simpy.Event, Any, None]:
-        env, end = self.env, self.scenario.duration_s
         rng = random.Random(f"{self.seed}/{f.id}/arrivals/{index}")
         template = f.loaded_templates[a.template]
         edge = self.edges[f.id]
-        times = sorted(a.at) if a.at is not None else []
-        n = 0
-        while True:
-            if a.at is not None:
-                if n >= len(times):
-                    return
-                at = times[n]
-            elif a.every_s is not None:
-                at = (n + 1) * a.every_s
-            else:
-                assert a.rate_per_h is not None
-                at = env.now + rng.expovariate(a.rate_per_h / 3600.0)
-            if at >= end:
-                return
-            yield env.timeout(at - env.now)
-            n += 1
+
+        def fire(n: int) -> None:
             wf_id = f"{f.id}-{index}-{n}"
-            args: dict[str, Any] = {"template": template.key, "workflow_id": wf_id,
-                                    "priority": a.priority, "data": dict(a.data)}
-            if a.deadline_s is not None:
-                args["deadline"] = edge.now + a.deadline_s
-            if a.coordination is not None:
-                args["coordination"] = a.coordination
-            edge.create(f"create-{wf_id}", args, template)
+            edge.create(f"create-{wf_id}", create_args(wf_id, template, a, edge.now),
+                        template)
+
+        yield from arrive(self.env, a, rng, self.scenario.duration_s, fire)
 
     def _fault(self, fault: Fault) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(fault.at_s)
@@ -270,7 +252,7 @@ class _Run:
                 yield self.env.timeout(fault.duration_s)
                 agent.repair()
         elif fault.type == "zone_intrusion":
-            assert fault.node is not None  # load_scenario checked it
+            assert fault.node is not None and isinstance(agent, SimAgent)  # load_scenario
             left = agent.intrude(fault.node)
             if fault.duration_s is not None:
                 yield self.env.timeout(fault.duration_s)
@@ -311,13 +293,23 @@ def hash_seed(seed: int, *parts: str) -> int:
 
 
 def run_virtual(scenario: Scenario, seed: int | None = None, *,
-                progress: Progress | None = None, record_inputs: bool = False) -> SimResult:
+                progress: Progress | None = None, record_inputs: bool = False,
+                hub: HubModel | HubFactory | None = None) -> SimResult:
     """Run ``scenario`` in virtual time (``seed`` overrides the scenario's); see the module
     docstring. ``progress`` is called after each simulated slice (about 1 % of the run).
-    ``record_inputs`` keeps every core input in ``SimResult.inputs``."""
+    ``record_inputs`` keeps every core input in ``SimResult.inputs``. ``hub``: the hub's
+    aggregation (a ``HubModel``, or a factory such as ``cloud_hub.VirtualHub``, whose hub
+    the run closes), needed by a scenario with ``hub:`` or ``cross_facility``."""
     used = scenario.seed if seed is None else seed
-    run = _Run(scenario, used, record_inputs)
-    sim_s = run.run(progress)
+    model, owned = open_hub(scenario, hub)
+    try:
+        run = _Run(scenario, used, record_inputs, model)
+        with collector_paused():  # agents_sim._sim_calls: ~18 % of a big run's time
+            sim_s = run.run(progress)
+        hub_summary = None if run.hub is None else run.hub.finish()
+    finally:
+        if owned and model is not None:
+            model.close()
     events = {fid: e.events for fid, e in run.edges.items()}
     return SimResult(
         scenario=scenario, seed=used, events=events, log_hash=log_hash(events),
@@ -326,4 +318,4 @@ def run_virtual(scenario: Scenario, seed: int | None = None, *,
         inputs={fid: e.core.inputs for fid, e in run.edges.items()
                 if isinstance(e.core, RecordingCore)},
         dropped=sum(a.link.dropped for a in run.agents.values())
-        + sum(e.dropped for e in run.edges.values()))
+        + sum(e.dropped for e in run.edges.values()), hub=hub_summary)

@@ -86,6 +86,9 @@ class AgvModel(AgvVehicle):
         self.refused_instants: set[str] = set()
         """Instant action types it refuses (``refuse_instant``)."""
         self.order_id, self.order_update_id = "", 0
+        self.battery_charge: float = 80.0
+        """State of charge it reports (``batteryState.batteryCharge``), percent; a host that
+        models driving (the simulator) lowers it."""
         self.headers: dict[str, int] = {}
         """Last ``headerId`` per topic."""
         self._last_sig = ""
@@ -137,7 +140,7 @@ class AgvModel(AgvVehicle):
             "agvPosition": {"x": self.x, "y": self.y, "theta": self.theta,
                             "mapId": self.map_id, "positionInitialized": True},
             "velocity": {"vx": self.speed if self.driving else 0.0, "vy": 0.0, "omega": 0.0},
-            "batteryState": {"batteryCharge": 80.0, "charging": False},
+            "batteryState": {"batteryCharge": self.battery_charge, "charging": False},
         }
 
     def factsheet(self, now: float) -> Out:
@@ -314,6 +317,16 @@ class AgvModel(AgvVehicle):
         """Advance to ``now``; returns a state message if anything relevant changed."""
         self._advance(now)
         return self._publish_if_changed(now)
+
+    def next_step_in(self) -> float:
+        """Seconds from ``now`` until ``step`` has something to say: the next change of
+        driving or of a node action (``next_change_in``), or the next periodic state,
+        whichever comes first. A host in simulated time sleeps that long (or until a
+        message arrives). Relative, as a residue of an edge may lie below an absolute
+        clock's resolution."""
+        due = self._last_state_at + self.state_interval_s - self.now
+        change = self.next_change_in()
+        return due if change is None else min(due, change)
 
 
 def _instant_problem(actions: object, key: str) -> str | None:

@@ -119,6 +119,23 @@ class AgvVehicle:
                 or self.operating_mode not in ("AUTOMATIC", "SEMIAUTOMATIC")
                 or any(e["errorLevel"] == "FATAL" for e in self.errors))
 
+    def next_change_in(self) -> float | None:
+        """Seconds from ``now`` until driving or a node action changes something by itself
+        (0: at once; ``None``: nothing moves until a message or a knob)."""
+        if self._halted():
+            return None
+        soonest = math.inf
+        if self.run_queue:
+            a = self.actions[self.run_queue[0]]
+            soonest = a.left if a.status in ("INITIALIZING", "RUNNING") else 0.0
+        blocked = any(self.actions[k].blocking in ("HARD", "SOFT") for k in self.run_queue)
+        target = self.nodes[0] if self.nodes and self.nodes[0].released else None
+        if not blocked and target is not None:
+            if target.x is None or target.y is None:
+                return 0.0
+            soonest = min(soonest, math.hypot(target.x - self.x, target.y - self.y) / self.speed)
+        return None if math.isinf(soonest) else max(0.0, soonest)
+
     def _advance(self, now: float) -> None:
         dt, self._t = max(0.0, now - self._t), max(now, self._t)
         halted = self._halted()

@@ -28,19 +28,24 @@ True
 
 from agents_sim._sim_agent import AgentModel, SimAgent, SimLink
 from agents_sim._sim_edge import SimEdge
+from agents_sim._sim_hub import HubFactory, HubModel, hub_templates
 from agents_sim._sim_live import LIVE_FAULTS, LiveResult, run_live
 from agents_sim._sim_scenario import (
     FAULT_TYPES,
     SIMULATED_FAULTS,
     Arrival,
     CoreSettings,
+    CrossFacilityArrival,
+    CrossFacilityEnd,
     FacilitySpec,
     Fault,
     FleetSpec,
+    HubSettings,
     Scenario,
     ScenarioError,
 )
 from agents_sim._sim_scenario_load import load_scenario
+from agents_sim._sim_vda import SimVdaRobot, VdaRobotModel
 from agents_sim._sim_virtual import (
     EPOCH,
     Progress,
@@ -59,9 +64,14 @@ __all__ = [
     "AgentModel",
     "Arrival",
     "CoreSettings",
+    "CrossFacilityArrival",
+    "CrossFacilityEnd",
     "FacilitySpec",
     "Fault",
     "FleetSpec",
+    "HubFactory",
+    "HubModel",
+    "HubSettings",
     "LiveResult",
     "Progress",
     "RecordingCore",
@@ -71,7 +81,10 @@ __all__ = [
     "SimEdge",
     "SimLink",
     "SimResult",
+    "SimVdaRobot",
+    "VdaRobotModel",
     "facility_core",
+    "hub_templates",
     "load_scenario",
     "log_hash",
     "run_live",

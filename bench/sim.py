@@ -16,7 +16,8 @@ with no SimPy, no agents, no links. ``core_replay_s`` is what the edge cores alo
 for that run, the floor no simulator of these cores can go under; ``sim_overhead`` =
 ``wall_s`` / ``core_replay_s`` is what simulating the agents, the links and time adds on
 top. ``replay_identical`` checks that the replay gave the very same log (hash): the cores
-are deterministic and the run fed them everything.
+are deterministic and the run fed them everything. Both sides run with the cyclic garbage
+collector paused, as ``run_virtual`` runs its simulation.
 
 Plain functions, no CLI: ``fleetflow bench sim`` calls ``run``.
 """
@@ -45,16 +46,22 @@ def replay(result: SimResult) -> tuple[float, dict[str, list[Event]]]:
     cores: dict[str, Core] = {f.id: facility_core(f) for f in result.scenario.facilities}
     logs: dict[str, list[Event]] = {fid: [] for fid in cores}
     gc.collect()
-    t0 = time.perf_counter()
-    for fid, inputs in result.inputs.items():
-        core, log = cores[fid], logs[fid]
-        for item, now in inputs:
-            try:
-                effects = core.handle(item, now)
-            except CoreError:
-                continue
-            log.extend(e.event for e in effects if hasattr(e, "event"))
-    return time.perf_counter() - t0, logs
+    was_enabled = gc.isenabled()
+    gc.disable()  # as ``run_virtual`` runs its simulation: the same footing for both sides
+    try:
+        t0 = time.perf_counter()
+        for fid, inputs in result.inputs.items():
+            core, log = cores[fid], logs[fid]
+            for item, now in inputs:
+                try:
+                    effects = core.handle(item, now)
+                except CoreError:
+                    continue
+                log.extend(e.event for e in effects if hasattr(e, "event"))
+        return time.perf_counter() - t0, logs
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def run(*, quick: bool = False, hours: float | None = None, seed: int | None = None,
@@ -91,4 +98,5 @@ def run(*, quick: bool = False, hours: float | None = None, seed: int | None = N
         "core_events_per_s": round(events / core_s, 1) if core_s else None,
         "sim_overhead": round(wall_s / core_s, 2) if core_s else None,
         "replay_identical": log_hash(logs) == result.log_hash,
+        "log_hash": result.log_hash,
     }

@@ -17,10 +17,12 @@ from cloud_hub._model import (
 )
 from cloud_hub._service import HubError, HubService, NotFound, Stale, Unavailable
 from cloud_hub._tokens import Role, TokenError, TokenInfo, TokenStore
+from cloud_hub._virtual import VirtualHub
 
 __all__ = [
     "AgentOut", "ChangeOut", "CommandOut", "ConflictOut", "EventOut", "FacilityOut",
     "Hub", "HubConfig", "HubError", "HubService", "NotFound", "Page", "Role", "Stale",
-    "StepOut", "TokenError", "TokenInfo", "TokenStore", "Unavailable", "WorkflowOut",
+    "StepOut", "TokenError", "TokenInfo", "TokenStore", "Unavailable", "VirtualHub",
+    "WorkflowOut",
     "create_app",
 ]

@@ -25,6 +25,7 @@ from cloud_hub._commands import CommandBook, Waiters
 from cloud_hub._config import HubConfig
 from cloud_hub._dependencies import Dependencies
 from cloud_hub._ingest import Ingest
+from cloud_hub._link import Link
 from cloud_hub._model import (
     AgentOut,
     ChangeOut,
@@ -63,6 +64,7 @@ class Hub:
         self._templates = load_templates(tdir) if tdir.is_dir() else {}
         self._store: HubStore | None = None
         self._worker: Worker | None = None
+        self._link: Link | None = None
         self._thread: threading.Thread | None = None
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._waiters = Waiters()
@@ -87,8 +89,9 @@ class Hub:
         store = self._store = HubStore(self.config.data_dir / "hub.rocksdb")
         try:
             ingest = Ingest(store, self._templates, self.config.snapshot_every)
+            link = self._link = Link(self.config, self._inbox)
             worker = self._worker = Worker(self.config, store, ingest, CommandBook(store),
-                                           self._waiters, self._lru, self._inbox)
+                                           self._waiters, self._lru, self._inbox, link)
             worker.observers.extend(self._observers)
             worker.load(time.time())
         except BaseException:
@@ -96,13 +99,13 @@ class Hub:
             raise
         self._thread = threading.Thread(target=worker.run, name="hub-worker", daemon=True)
         self._thread.start()
-        worker.link.start()
+        link.start()
         return self
 
     def stop(self) -> None:
         """Disconnect, finish the round in hand, close the store."""
-        if self._worker is not None:
-            self._worker.link.stop()
+        if self._link is not None:
+            self._link.stop()
         if self._thread is not None:
             self._inbox.put(None)
             self._thread.join(timeout=30)

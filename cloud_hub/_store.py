@@ -67,7 +67,9 @@ class StoreBatch:
 class HubStore:
     """The hub's RocksDB database (one process opens it read-write)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, sync: bool = True) -> None:
+        """``sync=False``: commits are atomic but not synced to disk (a throwaway store,
+        e.g. a virtual run's ``VirtualHub`` in a temporary directory)."""
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
@@ -84,7 +86,7 @@ class HubStore:
         self._cf = {n: self._db.get_column_family(n) for n in FAMILIES}
         self._handles = {n: self._db.get_column_family_handle(n) for n in FAMILIES}
         self._synced = WriteOptions()
-        self._synced.sync = True
+        self._synced.sync = sync
         self.closed = False
 
     def batch(self) -> StoreBatch:

@@ -43,7 +43,7 @@ from topics import (
     unpack_edge_event,
 )
 
-__all__ = ["RoundObserver", "Submit", "SyncAsk", "Worker"]
+__all__ = ["Publisher", "RoundObserver", "Submit", "SyncAsk", "Worker"]
 
 _log = logging.getLogger("fleetflow.hub")
 
@@ -110,14 +110,26 @@ class RoundObserver(Protocol):
         ...
 
 
+class Publisher(Protocol):
+    """Where a round's publishes go: the hub's MQTT ``Link``, or what a virtual run
+    (``_virtual.VirtualHub``) hands its simulated edges."""
+
+    connected: bool
+    """Subscribed: set by the worker when it takes an ``up``/``down`` ``LinkItem``."""
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+
+
 class Worker:
     """Runs rounds until ``None`` arrives on ``inbox``."""
 
     def __init__(self, config: HubConfig, store: HubStore, ingest: Ingest, book: CommandBook,
-                 waiters: Waiters, lru: WorkflowLru, inbox: queue.SimpleQueue[Any]) -> None:
+                 waiters: Waiters, lru: WorkflowLru, inbox: queue.SimpleQueue[Any],
+                 link: Publisher | None = None) -> None:
         self.config, self.store, self.ingest, self.book = config, store, ingest, book
         self.waiters, self.lru, self.inbox = waiters, lru, inbox
-        self.link = Link(config, inbox)
+        self.link: Publisher = Link(config, inbox) if link is None else link
+        """The MQTT link by default (the ``Hub`` passes its own, which it starts)."""
         self.marks: dict[str, Marks] = {}
         self.facilities: dict[str, FacilityOut] = {}
         """Copy-on-write: replaced whole after each round (API threads read it freely)."""
@@ -183,7 +195,7 @@ class Worker:
             elif isinstance(item, Submit):
                 payload = self.book.submit(item.cmd, batch, now)
                 if payload is not None:
-                    self._mark(item.cmd.facility)
+                    self._mark(item.cmd.facility, now)
                     stored.append(item.cmd)
                     sends.append((item.cmd.facility, payload))
                 else:  # a command id already known: its fate as it stands
@@ -195,7 +207,7 @@ class Worker:
                             settled.append(known)
             elif isinstance(item, SyncAsk):
                 for f in item.facilities:
-                    self._mark(f).replay_at = 0.0
+                    self._mark(f, now).replay_at = 0.0
                     self._ask_replay(f, now, force=True)
         self.ingest.apply(batch, out)
         for facility, event in out.replies:
@@ -204,7 +216,7 @@ class Worker:
         for observer in self.observers:
             for cmd in observer.after_apply(self.ingest, out, batch, now):
                 if (payload := self.book.submit(cmd, batch, now)) is not None:
-                    self._mark(cmd.facility)
+                    self._mark(cmd.facility, now)
                     stored.append(cmd)
                     sends.append((cmd.facility, payload))
         for f, m in self.marks.items():
@@ -237,10 +249,10 @@ class Worker:
         if out.changes and self.listeners:
             self._notify(out.changes)
 
-    def _mark(self, facility: str) -> Marks:
+    def _mark(self, facility: str, now: float) -> Marks:
         m = self.marks.get(facility)
         if m is None:
-            m = self.marks[facility] = Marks(facility, fresh_at=time.time())
+            m = self.marks[facility] = Marks(facility, fresh_at=now)
         return m
 
     def _link_item(self, item: LinkItem, batch: Any, now: float, settled: list[CommandOut],
@@ -264,12 +276,12 @@ class Worker:
                 if facility != where.facility:
                     return
                 self.ingest.take(facility, event, item.payload)
-                m = self._mark(facility)
+                m = self._mark(facility, now)
                 m.edge_seq = max(m.edge_seq, event.seq)
                 m.last_event_at = now
             elif where.kind == "status":
                 status = decode_edge_status(item.payload)
-                m = self._mark(where.facility)
+                m = self._mark(where.facility, now)
                 came_back = status.online and (item.retained or not m.online)
                 m.online = status.online
                 m.edge_seq = max(m.edge_seq, status.high_water_seq)
@@ -287,7 +299,7 @@ class Worker:
     def _ask_replay(self, facility: str, now: float, *, force: bool = False) -> None:
         """Ask ``facility``'s edge to re-publish from the first seq the hub lacks when a gap
         is open (events buffered after it) or the edge is ahead and nothing moved."""
-        m, replica = self._mark(facility), self.ingest.replica(facility)
+        m, replica = self._mark(facility, now), self.ingest.replica(facility)
         if replica.broken is not None or not self.link.connected:
             return
         lagging = m.edge_seq > replica.applied and now - m.progress_at >= \

@@ -115,6 +115,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                         "agent_double_booked=negotiation or resource=rescheduling (repeatable; "
                         "templates may override; docs/coordination.md, \"Strategies\"; "
                         "default priority)")
+    p.add_argument("--record-inputs", action="store_true",
+                   default=_env("RECORD_INPUTS") == "1",
+                   help="record every input the core is given in the store, for `fleetflow "
+                        "sim --replay` (env FLEETFLOW_RECORD_INPUTS=1; default off: it costs "
+                        "a write per input; docs/simulator.md)")
     p.add_argument("--batch-max", type=int, default=512,
                    help="most inputs per group commit (default %(default)s)")
     p.add_argument("--vda", action="store_true", default=_env("VDA") == "1",
@@ -180,6 +185,7 @@ def _run_edge(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port, metrics_host=args.metrics_host,
         liveness_s=args.liveness_s, sync=args.sync, snapshot_every=args.snapshot_every,
         batch_max=args.batch_max, vda=args.vda, watchdog_s=args.watchdog_s,
+        record_inputs=args.record_inputs,
         vda_capabilities=capabilities,
         extra={**({} if args.stall_factor is None else {"stall_factor": args.stall_factor}),
                **consistency, **_auction_config(args), **_resource_order(args),

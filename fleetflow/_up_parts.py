@@ -89,7 +89,8 @@ def start_edge(args: argparse.Namespace, facility: str, index: int, url: str,
     cmd = [sys.executable, "-m", "fleetflow", "edge", "--facility", facility, "--broker", url,
            "--username", f"edge-{facility}", "--data", str(data / f"edge-{facility}"),
            "--map", args.map, "--templates", args.templates,
-           "--metrics-port", str(args.metrics_port + index), "--metrics-host", args.host]
+           "--metrics-port", str(args.metrics_port + index), "--metrics-host", args.host,
+           "--record-inputs"]  # a stack to try things on: its runs can be replayed (sim --replay)
     env = {**os.environ, "FLEETFLOW_EDGE_PASSWORD": password}
     return _spawn(cmd, env, data / "logs" / f"edge-{facility}.log")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_crash_writer import Counts
 
+from edge_runtime.core import TimerFired
 from edge_runtime.store import EventStore, recover
 
 WRITER = Path(__file__).with_name("test_crash_writer.py")
@@ -47,7 +48,8 @@ def _run_and_kill(path: Path, seed: int, rng: random.Random) -> int:
 
 @pytest.mark.slow
 def test_kill_minus_nine_loses_no_acknowledged_event(tmp_path: Path) -> None:
-    """After each of 22 SIGKILLs, every acked event is there, contiguous, and recovery is exact."""
+    """After each of 22 SIGKILLs, every acked event is there, contiguous, and recovery is exact;
+    the inputs recorded with the events are there exactly as far as the events are."""
     rng = random.Random(5050)
     path = tmp_path / "store"
     snapshots_seen = 0
@@ -60,6 +62,11 @@ def test_kill_minus_nine_loses_no_acknowledged_event(tmp_path: Path) -> None:
                 assert event.seq == expected
                 full.apply(event)
             assert full.last_seq == store.last_seq
+            # The inputs are committed with their events: never one more, never one less.
+            assert store.input_count() == store.last_seq
+            tail = max(0, store.last_seq - 3)
+            assert [r.input for r in store.recorded_inputs(tail)] == [
+                TimerFired(f"t{seq}") for seq in range(tail + 1, store.last_seq + 1)]
             assert recover(store, Counts.restore, Counts) == full
             snapshots_seen += len(store.snapshot_seqs())
     assert snapshots_seen > 0, "the writer never snapshotted: recovery from a snapshot untested"

@@ -12,8 +12,8 @@ from typing import Any
 
 import msgpack
 
-from edge_runtime.core import Event
-from edge_runtime.store import EventStore, maybe_snapshot, recover
+from edge_runtime.core import Event, TimerFired
+from edge_runtime.store import EventStore, encode_input, maybe_snapshot, recover, seq_key
 
 
 class Counts:
@@ -67,7 +67,10 @@ def main(path: str, seed: int) -> None:
         while True:
             events = make_events(store.last_seq + 1, rng.randrange(1, 120), rng)
             done = {e.workflow_id: b"final" for e in events if e.kind == "completed"}
-            store.append(events, {k: v for k, v in done.items() if k})
+            # One recorded input per event, in the events' WriteBatch: input i made event i+1.
+            inputs = {seq_key(e.seq - 1): encode_input(TimerFired(f"t{e.seq}"), float(e.seq))
+                      for e in events}
+            store.append(events, {k: v for k, v in done.items() if k}, inputs=inputs)
             sys.stdout.write(f"{events[-1].seq}\n")
             sys.stdout.flush()
             for event in events:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from agents_sim.sim import SimResult, load_scenario, run_virtual
+from cloud_hub import VirtualHub
 from edge_runtime.core import Event
 from fleetflow.__main__ import main
 from topics import pack_edge_events
@@ -83,8 +84,9 @@ def test_other_seed_gives_another_log() -> None:
 
 
 def test_three_facilities_each_get_their_own_log() -> None:
-    """The 3-facility scenario runs a core per facility, each log from seq 1 on."""
-    result = run_virtual(load_scenario(SCENARIOS / "warehouse_3f.yaml"))
+    """The 3-facility scenario runs a core per facility, each log from seq 1 on (and the
+    hub's aggregation: its cross-facility flows need it)."""
+    result = run_virtual(load_scenario(SCENARIOS / "warehouse_3f.yaml"), hub=VirtualHub)
     assert list(result.events) == ["north", "east", "west"]
     for events in result.events.values():
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -257,12 +259,10 @@ def test_cli_prints_a_summary_and_writes_the_report(
     assert (tmp_path / "r" / "kpis.json").is_file()
 
 
-@pytest.mark.parametrize("flag", [["--replay", "store"]])
-def test_cli_modes_not_built_yet_exit_2(flag: list[str],
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """--replay answers "not built yet" with exit status 2 (--live: tests/test_sim_live.py)."""
-    assert main(["sim", str(SCENARIOS / "smoke.yaml"), *flag]) == 2
-    assert "not built yet" in capsys.readouterr().err
+def test_cli_replay_with_a_scenario_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """--replay STORE takes no scenario: exit status 2 saying so (tests/test_sim_replay.py)."""
+    assert main(["sim", str(SCENARIOS / "smoke.yaml"), "--replay", "store"]) == 2
+    assert "takes no scenario" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_bad_scenario_naming_the_field(

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from topics import Identifier
 
-__all__ = ["FacilityMap", "MapError", "Node", "Zone", "load_map"]
+__all__ = ["FacilityMap", "MapError", "Node", "Zone", "load_map", "parse_map"]
 
 
 class MapError(ValueError):
@@ -237,13 +237,20 @@ def load_map(path: str | Path) -> FacilityMap:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MapError(f"cannot read map {path}: {exc.strerror}") from None
+    return parse_map(text, str(path))
+
+
+def parse_map(text: str, name: str) -> FacilityMap:
+    """A map from the text of a file called ``name`` (JSON if it ends ``.json``, else YAML);
+    ``MapError`` naming ``name`` if it is bad."""
+    suffix = Path(name).suffix
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise MapError(f"{path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise MapError(f"{name} is not valid {suffix.lstrip('.') or 'YAML'}: {exc}") from None
     if not isinstance(data, dict):
-        raise MapError(f"{path}: a map is a mapping with 'nodes' and 'edges'")
+        raise MapError(f"{name}: a map is a mapping with 'nodes' and 'edges'")
     try:
         return FacilityMap.from_dict(data)
     except MapError as exc:
-        raise MapError(f"{path}: {exc}") from None
+        raise MapError(f"{name}: {exc}") from None

@@ -51,5 +51,8 @@ class EdgeConfig:
     """Act as VDA 5050 master for AGVs on ``uagv/v2/+/+/…`` of this broker."""
     vda_capabilities: tuple[str, ...] = ("transport",)
     """Capabilities every VDA 5050 AGV is given in the core."""
+    record_inputs: bool = False
+    """Record every core input in the store's ``inputs`` family, for ``fleetflow sim
+    --replay`` (``--record-inputs``; off by default: it costs a write per input)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Further core options, passed through to ``CoreConfig``."""

@@ -213,7 +213,7 @@ class EdgeRuntime:
             if self._link.note(item):
                 continue
             work.acks.append(item)
-            inbound = self._intake.decode(item.topic, item.payload)
+            inbound = self._wiring.decode(self._intake, item.topic, item.payload)
             if isinstance(inbound, Reject):
                 self._reject(inbound, now, work)
                 continue
@@ -259,7 +259,7 @@ class EdgeRuntime:
 
     def _flush(self, work: Batch) -> None:
         """Commit the work's events in one WriteBatch, then publish, then acknowledge."""
-        if not (work.appends or work.out or work.acks or work.outbox or self._wiring.vda_urgent):
+        if not (work.appends or work.out or work.acks or work.outbox or self._wiring.commit_due):
             return
         now = self.clock()
         for agent_id, command_id, cmd_topic, command in work.sent:  # kept until acknowledged
@@ -267,7 +267,7 @@ class EdgeRuntime:
             work.outbox[key] = entry
         self.metrics.batch_size.observe(len(work.acks))
         payloads: Iterator[bytes] = iter(())
-        if work.appends or work.outbox or self._wiring.vda_urgent:  # VDA records: durable first
+        if work.appends or work.outbox or self._wiring.commit_due:  # VDA records, inputs: durable
             started = time.perf_counter()
             payloads = iter(self._wiring.commit([a.event for a in work.appends], work.records,
                                                 work.outbox))
@@ -333,7 +333,7 @@ class EdgeRuntime:
             if isinstance(inbound, VdaInbound):
                 self._vda(self._wiring.vda_inbound(inbound, now), now, topic, work)
             else:
-                self._collect(self.core.handle(inbound, now), now, work)
+                self._collect(self._wiring.handle(inbound, now), now, work)
         except Exception as exc:
             # Drop what it collected before failing (an effect may fail halfway, in _collect).
             work.rollback(mark)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,26 +15,25 @@ from pathlib import Path
 
 from edge_runtime.core import (
     WORKFLOW_TERMINAL,
-    Agent,
     Core,
     CoreConfig,
     CoreError,
-    CostFunction,
+    Effect,
     Event,
+    Input,
     Publish,
     Restarted,
-    Step,
     Template,
     TimerFired,
-    WorkflowRun,
     WorkflowView,
     decode_workflow_record,
 )
-from edge_runtime.facility import FacilityMap, load_map
+from edge_runtime.facility import UNREACHABLE, FacilityMap, load_map, map_cost, zones_by_node
 from edge_runtime.shell._config import EdgeConfig
-from edge_runtime.shell._intake import VdaInbound
+from edge_runtime.shell._intake import Inbound, Intake, Reject, VdaInbound
+from edge_runtime.shell._journal import Journal, boot_record
 from edge_runtime.store import EventStore, WorkflowCache, maybe_snapshot, recover, store_path
-from edge_runtime.templates import load_templates
+from edge_runtime.templates import read_template_sources, templates_from_sources
 from edge_runtime.vda5050 import VdaBridge, VdaMaster, VdaTranslation
 from topics import Message, ProtocolError, encode, encode_vda, parse_topic
 
@@ -46,8 +44,6 @@ _UNFREEZE_EVERY = 10
 """Snapshots between two full garbage collections over everything (``after_commit``)."""
 
 _TEMPLATES_DEFAULT = Path("templates")
-UNREACHABLE = 1e9
-"""Allocation cost of a step the agent cannot reach on the map."""
 
 
 class VdaUnsupported(Exception):
@@ -74,6 +70,31 @@ class CoreHost:
     """The VDA 5050 master and its translation to core agents, if VDA is on."""
     snapshots: int = 0
     """Snapshots saved by this process."""
+    journal: Journal | None = None
+    """The core's inputs being recorded (``EdgeConfig.record_inputs``), else ``None``."""
+
+    def handle(self, inbound: Input, now: float) -> list[Effect]:
+        """``Core.handle``, the input recorded first if inputs are (refused: marked so).
+
+        Looked up on ``core`` at each call (a rebuild replaces the core; tests inject
+        faults into ``core.handle``); not recording, it adds one call and nothing else."""
+        journal = self.journal
+        if journal is None:
+            return self.core.handle(inbound, now)
+        journal.record(inbound, now)
+        try:
+            return self.core.handle(inbound, now)
+        except Exception as exc:
+            journal.refused(exc)
+            raise
+
+    def decode(self, intake: Intake, topic: str, payload: bytes) -> Inbound | Reject:
+        """``intake.decode``; while recording, a native message's payload is kept as its
+        record (``Journal.wire``: no encoding it again)."""
+        inbound = intake.decode(topic, payload)
+        if self.journal is not None and isinstance(inbound, Message):
+            self.journal.wire(inbound, payload)
+        return inbound
 
     def known_agent(self, agent_id: str) -> bool:
         """Whether ``agent_id`` has announced itself."""
@@ -96,13 +117,17 @@ class CoreHost:
         Returns the events' ``edge/events`` payloads: the bytes the store kept, to stream.
         """
         vda = self.vda.changed() if self.vda is not None else None
-        return self.store.append(events, records or None, outbox or None, vda or None)
+        inputs = self.journal.take() if self.journal is not None else None
+        return self.store.append(events, records or None, outbox or None, vda or None,
+                                 inputs or None)
 
     @property
-    def vda_urgent(self) -> bool:
-        """Whether the VDA 5050 master changed what must be durable before anything is
-        published (it sent or reported something): the batch commits even without events."""
-        return self.vda is not None and self.vda.urgent
+    def commit_due(self) -> bool:
+        """Whether the batch commits even without events: the VDA 5050 master changed what
+        must be durable before anything is published (it sent or reported something), or
+        recorded inputs wait (``Journal``)."""
+        return (self.vda is not None and self.vda.urgent) or (
+            self.journal is not None and self.journal.pending)
 
     def workflow_cache(self, capacity: int = 10_000) -> WorkflowCache[WorkflowView]:
         """Reads of a workflow by id: live ones from the core, archived ones via LRU and store."""
@@ -182,34 +207,15 @@ class CoreHost:
         self.store.close()
 
 
-def map_cost(facility_map: FacilityMap) -> CostFunction:
-    """Allocation cost from the map: the travel distance from the agent to the step.
-
-    An agent or step without a (known) node costs 0 for travel; an unreachable one costs
-    ``UNREACHABLE``, so it only wins when nobody can get there.
-    """
-    nodes = facility_map.nodes
-
-    def cost(agent: Agent, step: Step, _wf: WorkflowRun) -> float:
-        if agent.node not in nodes or step.location not in nodes:
-            return 0.0
-        travel = facility_map.path_cost(agent.node, step.location)  # type: ignore[arg-type]
-        return UNREACHABLE if math.isinf(travel) else travel
-
-    return cost
-
-
 def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
     """Open the facility's store and recover its core: newest snapshot + replay of the tail;
     with ``--vda``, the VDA 5050 master takes up its records (AGVs' liveness from ``now``)."""
     facility_map = load_map(config.map_path) if config.map_path else None
     templates_dir = config.templates_dir or _TEMPLATES_DEFAULT
-    templates = load_templates(templates_dir) if templates_dir.is_dir() else {}
-    zones = {} if facility_map is None else {
-        node: tuple(z) for node in facility_map.nodes
-        if (z := facility_map.exclusive_zones(node))}
+    sources = read_template_sources(templates_dir) if templates_dir.is_dir() else {}
+    templates = templates_from_sources(sources)
     core_config = CoreConfig(cost=map_cost(facility_map) if facility_map else None,
-                             exclusive_zones=zones, **config.extra)
+                             exclusive_zones=zones_by_node(facility_map), **config.extra)
     path = store_path(config.data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     store = EventStore(path, config.facility, sync=config.sync,  # type: ignore[arg-type]
@@ -233,5 +239,10 @@ def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
             _log.info("VDA 5050: %d AGV sessions taken up, %d with an order running",
                       len(vda.master.sessions),
                       sum(s.active is not None for s in vda.master.sessions.values()))
+    journal = None
+    if config.record_inputs:  # the boot record: what a replay needs to make this core again
+        journal = Journal(store.input_count())
+        journal.boot(boot_record(config, store.last_seq, sources),
+                     time.time() if now is None else now)
     return CoreHost(core=core, store=store, facility_map=facility_map, templates=templates,
-                    vda=vda)
+                    vda=vda, journal=journal)

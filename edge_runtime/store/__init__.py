@@ -16,7 +16,14 @@ from edge_runtime.store._errors import (
     StoreOrderError,
     StoreVersionError,
 )
-from edge_runtime.store._layout import SCHEMA_VERSION
+from edge_runtime.store._inputs import (
+    BootRecord,
+    RecordedInput,
+    encode_boot,
+    encode_input,
+    refusal,
+)
+from edge_runtime.store._layout import SCHEMA_VERSION, seq_key
 from edge_runtime.store._log import SyncMode
 from edge_runtime.store._recovery import Projection, maybe_snapshot, recover, replay, state_at
 from edge_runtime.store._store import EventStore, StoredSnapshot
@@ -24,9 +31,11 @@ from edge_runtime.store._store import EventStore, StoredSnapshot
 __all__ = [
     "SCHEMA_VERSION",
     "STORE_DIRNAME",
+    "BootRecord",
     "EventStore",
     "FacilityMismatch",
     "Projection",
+    "RecordedInput",
     "StoreError",
     "StoreLocked",
     "StoreOrderError",
@@ -35,9 +44,13 @@ __all__ = [
     "SyncMode",
     "WorkflowCache",
     "decode_workflow_record",
+    "encode_boot",
+    "encode_input",
     "maybe_snapshot",
     "recover",
+    "refusal",
     "replay",
+    "seq_key",
     "state_at",
     "store_path",
 ]

@@ -11,9 +11,12 @@ One column family per concept:
 - ``workflows``: workflow id → final projection record of a terminal workflow;
 - ``outbox``: commands sent to agents and not yet acknowledged (the shell's ``Delivery``);
 - ``vda``: the VDA 5050 master's records (its sessions with their running orders, its
-  counters), written in the WriteBatch of the events of the batch that changed them.
+  counters), written in the WriteBatch of the events of the batch that changed them;
+- ``inputs``: with ``--record-inputs``, every input the core was given, in order, with its
+  ``now`` (8-byte big-endian counter → ``_inputs`` record), written in the WriteBatch of the
+  events they made; ``edge_runtime.replay`` feeds them to a core again.
 
-``outbox`` and ``vda`` came later without a schema change: they add data, and change the
+``outbox``, ``vda`` and ``inputs`` came later without a schema change: they add data, and change the
 meaning of none. A store opened read-write gets any family it lacks; a read-only open of an
 older store works without them. A read-write open also opens the families this build does
 not know (a later build's), so an older build can still run on a newer store's data.
@@ -52,9 +55,9 @@ SCHEMA_VERSION = 2
 payloads. Opening a schema-1 store read-write marks it 2 (new events are payloads; the old
 ones stay and read as before), so an older Fleetflow refuses it rather than misread it.
 """
-COLUMN_FAMILIES = ("events", "snapshots", "meta", "workflows", "outbox", "vda")
-"""The store's RocksDB column families (``outbox`` and ``vda`` came later: a read-only open
-of an older store works without them)."""
+COLUMN_FAMILIES = ("events", "snapshots", "meta", "workflows", "outbox", "vda", "inputs")
+"""The store's RocksDB column families (``outbox``, ``vda`` and ``inputs`` came later: a
+read-only open of an older store works without them)."""
 _REQUIRED_FAMILIES = COLUMN_FAMILIES[:4]
 _KEY = struct.Struct(">Q")
 _COMPACT_HEAD = 0x96

@@ -150,6 +150,7 @@ class EventLog:
         workflow_records: Mapping[str, bytes | None] | None = None,
         outbox: Mapping[bytes, bytes | None] | None = None,
         vda: Mapping[bytes, bytes | None] | None = None,
+        inputs: Mapping[bytes, bytes] | None = None,
     ) -> list[bytes]:
         """Commit ``events`` (and terminal workflow records) in one WriteBatch: all or nothing.
 
@@ -161,7 +162,8 @@ class EventLog:
         workflow that was recovered is no longer terminal). ``outbox``: commands sent to agents
         and not yet acknowledged, by key (``None`` deletes one: acknowledged), committed in the
         same batch. ``vda``: the VDA 5050 master's records that changed, by key (``None``
-        deletes one), likewise: never ahead of the log, nor behind it.
+        deletes one), likewise: never ahead of the log, nor behind it. ``inputs``: the core
+        inputs that made them (``--record-inputs``), by 8-byte counter key, likewise.
         """
         self._writable()
         first = self._last_seq + 1
@@ -173,7 +175,7 @@ class EventLog:
             hlcs and (hlcs[0] < self._last_hlc or hlcs != sorted(hlcs))
         ):
             self._refuse_order(events)
-        if not events and not workflow_records and not outbox and not vda:
+        if not events and not workflow_records and not outbox and not vda and not inputs:
             return []
         try:
             payloads = pack_edge_events(events, self.facility)
@@ -190,7 +192,7 @@ class EventLog:
                 batch.delete(workflow_id.encode(), self._handle["workflows"])
             else:
                 batch.put(workflow_id.encode(), record, self._handle["workflows"])
-        for family, changes in (("outbox", outbox), ("vda", vda)):
+        for family, changes in (("outbox", outbox), ("vda", vda), ("inputs", inputs)):
             if changes:
                 handle = self._handle[family]
                 for key, value in changes.items():
@@ -198,7 +200,9 @@ class EventLog:
                         batch.delete(key, handle)
                     else:
                         batch.put(key, value, handle)
-        self._write(batch)
+        # Inputs alone (no event acknowledged with them): unsynced; the next synced write
+        # makes the WAL up to it durable, so they never fall behind an acknowledged event.
+        self._write(batch, lazy=not (events or workflow_records or outbox or vda))
         if events:
             self._last_seq, self._last_hlc = last, hlcs[-1]
         return payloads
@@ -219,9 +223,9 @@ class EventLog:
                 )
             expected, hlc = expected + 1, event.hlc
 
-    def _write(self, batch: WriteBatch) -> None:
+    def _write(self, batch: WriteBatch, lazy: bool = False) -> None:
         now = time.monotonic()
-        sync = self.sync_mode == "batch" or (
+        sync = (not lazy and self.sync_mode == "batch") or (
             self.sync_mode == "interval" and now - self._last_sync >= self.sync_interval_s
         )
         try:

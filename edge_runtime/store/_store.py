@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from rocksdict import Checkpoint, Options, Rdict, RdictIter, WriteBatch
 
 from edge_runtime.store._errors import StoreError
+from edge_runtime.store._inputs import RecordedInput, decode_input
 from edge_runtime.store._layout import COLUMN_FAMILIES, seq_key, seq_of_key
 from edge_runtime.store._log import EventLog, SyncMode
 
@@ -108,6 +110,38 @@ class EventStore(EventLog):
         commit, and only builds the snapshot bytes when one is due.
         """
         return last_seq - self._last_snapshot_seq >= self.snapshot_every
+
+    # -- recorded inputs (``--record-inputs``) ------------------------------------------
+
+    def input_count(self) -> int:
+        """How many core inputs (and boot records) the store recorded; 0 for none (also for
+        a store an older build wrote, which has no ``inputs`` family)."""
+        if "inputs" not in self._cf:
+            return 0
+        last = self._edge_key("inputs")
+        return 0 if last is None else last + 1
+
+    def recorded_inputs(self, start: int = 0) -> Iterator[RecordedInput]:
+        """The recorded core inputs from index ``start``, in order, read in chunks (no
+        RocksDB iterator stays open while the caller holds the generator)."""
+        if "inputs" not in self._cf:
+            return
+        index = start
+        while True:
+            chunk: list[tuple[int, bytes]] = []
+            it: RdictIter = self._cf["inputs"].iter()
+            try:
+                it.seek(seq_key(index))
+                while it.valid() and len(chunk) < _COPY_BATCH:
+                    chunk.append((seq_of_key(it.key()), bytes(it.value())))
+                    it.next()
+            finally:
+                del it
+            if not chunk:
+                return
+            for at, raw in chunk:
+                yield decode_input(at, raw)
+            index = chunk[-1][0] + 1
 
     # -- backup ------------------------------------------------------------------------
 
