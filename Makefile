@@ -17,7 +17,7 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy topics broker fleetflow edge_runtime cloud_hub agents_sim bench
+	$(BIN)/mypy topics broker fleetflow edge_runtime cloud_hub agents_sim bench dashboard
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 

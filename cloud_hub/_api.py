@@ -15,7 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from cloud_hub import _routes_fleet, _routes_lending, _routes_workflow_ops, _routes_workflows, _ws
+from cloud_hub import (
+    _routes_fleet,
+    _routes_lending,
+    _routes_ops,
+    _routes_workflow_ops,
+    _routes_workflows,
+    _ws,
+)
 from cloud_hub._api_metrics import ApiMetrics
 from cloud_hub._auth import TokenChecker, install_auth
 from cloud_hub._errors_http import install_error_handlers
@@ -90,7 +97,7 @@ def create_app(service: HubService, auth: TokenChecker, *,
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
     for module in (_routes_workflows, _routes_workflow_ops, _routes_fleet, _ws,
-                   _routes_lending):
+                   _routes_lending, _routes_ops):
         router: Any = module.router
         app.include_router(router)
     return app

@@ -47,11 +47,16 @@ class HubConfig:
     booking_strategy: str = "priority"
     """How a cross-facility double-booking of a shared agent or resource is settled when
     its loan names none: ``priority`` or ``manual`` (``_bookings``)."""
+    maps: Path | None = None
+    """The facility maps the API serves (``_maps``): one map file for every facility, or
+    a directory of ``{facility}.yaml|.yml|.json``; ``None``: no maps."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.templates_dir is not None:
             self.templates_dir = Path(self.templates_dir)
+        if self.maps is not None:
+            self.maps = Path(self.maps)
         for name in ("staleness_s", "command_timeout_s", "replay_retry_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")

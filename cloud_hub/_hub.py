@@ -23,9 +23,13 @@ from cloud_hub._bookings import Bookings
 from cloud_hub._cache import Tiers, WorkflowLru
 from cloud_hub._commands import CommandBook, Waiters
 from cloud_hub._config import HubConfig
+from cloud_hub._coordination import Coordination
+from cloud_hub._coordination_model import CoordinationOut
 from cloud_hub._dependencies import Dependencies
 from cloud_hub._ingest import Ingest
 from cloud_hub._link import Link
+from cloud_hub._maps import FacilityMaps
+from cloud_hub._maps_model import MapOut
 from cloud_hub._model import (
     AgentOut,
     ChangeOut,
@@ -79,6 +83,11 @@ class Hub:
         self.bookings = Bookings(config.booking_strategy)
         """Loans, and double-bookings of shared agents and resources (``_bookings``)."""
         self._observers.append(self.bookings)
+        self.coordinating = Coordination()
+        """Auctions, sync points, teams and votes under way, per facility (``_coordination``)."""
+        self._observers.append(self.coordinating)
+        self.maps = FacilityMaps.load(config.maps)
+        """The facility maps the API serves (``_maps``; ``MapError`` if one is bad)."""
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -193,15 +202,18 @@ class Hub:
         return page
 
     def workflow_events(self, workflow_id: str, *, cursor: str | None = None,
-                        limit: int = 100) -> Page[EventOut]:
-        """The workflow's events in its facility's log order; a ``command_reply`` of a
-        command sent through this hub carries ``hub_command`` (who, reason, action)."""
+                        limit: int = 100, newest_first: bool = False) -> Page[EventOut]:
+        """The workflow's events in its facility's log order (``newest_first``: reversed);
+        a ``command_reply`` of a command sent through this hub carries ``hub_command``
+        (who, reason, action)."""
         if not 1 <= limit <= 1000:
             raise HubError(f"limit must be between 1 and 1000, not {limit}")
         store, facility = self._s(), self.facility_of(workflow_id)
         prefix = key(b"ev", workflow_id, facility) + b"\0"
         start = decode_cursor(cursor, prefix)
-        rows = list(store.scan("index", prefix, start=start, limit=limit + 1))
+        rows = list(store.scan_back("index", prefix, before=start, limit=limit + 1)
+                    if newest_first else store.scan("index", prefix, start=start,
+                                                    limit=limit + 1))
         items = []
         for k, _ in rows[:limit]:
             payload = store.get("events", key(facility, k.rsplit(b"\0", 1)[1]))
@@ -315,6 +327,13 @@ class Hub:
                          "settled": w.book.settled},
             "store_bytes": self._s().size_bytes(),
         }
+
+    def coordination(self, facility: str | None = None) -> list[CoordinationOut]:
+        self._w()
+        return self.coordinating.get(facility)
+
+    def facility_map(self, facility: str) -> MapOut:
+        return self.maps.get(facility)
 
     def facility_of(self, workflow_id: str) -> str:
         raw = self._s().get("locator", workflow_id.encode())

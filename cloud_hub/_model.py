@@ -67,6 +67,8 @@ class WorkflowOut(_Out):
     dependencies: list[DependencyOut] = Field(default_factory=list)
     """Its typed dependencies (``depends_on`` lists the plain local ones)."""
     checkpoints: list[str] = Field(default_factory=list)
+    awaiting_operator: list[str] = Field(default_factory=list)
+    """Steps whose failure waits for an operator's action (manual intervention)."""
     labels: dict[str, str] = Field(default_factory=dict)
     """What the operator tagged it with; lists filter by ``label=key=value``."""
     reason: str = ""
@@ -91,6 +93,13 @@ class AgentOut(_Out):
     step_id: str | None = None
     lent_to: str | None = None
     """The facility this one lent the agent to (``lend_agent``), if any."""
+    mode: str = "automatic"
+    """Operating mode it last reported (``automatic``, ``manual`` …: a VDA 5050 AGV's
+    ``operatingMode``); only ``automatic`` takes work."""
+    e_stop: bool = False
+    """Its emergency stop is engaged."""
+    bids: bool = True
+    """``False``: the edge bids for it in auctions — a VDA 5050 AGV (or a simple device)."""
 
 
 class ConflictOut(_Out):

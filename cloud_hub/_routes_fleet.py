@@ -26,11 +26,25 @@ from cloud_hub._model import (
 )
 from cloud_hub._routes_workflows import READ_ERRORS, Hub, Viewer, may
 
-__all__ = ["ChangesOut", "router"]
+__all__ = ["ChangesOut", "WhoAmIOut", "router"]
 
 router = APIRouter(prefix="/api/v1")
 PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 QueryId = Annotated[str | None, Query(pattern=ID_PATTERN)]
+
+
+class WhoAmIOut(BaseModel):
+    """The caller's token: its name (the ``who`` of its writes) and its role."""
+
+    name: str
+    role: str
+    """``viewer``, ``supervisor``, ``planner`` or ``admin``."""
+
+
+@router.get("/whoami", response_model=WhoAmIOut, responses=READ_ERRORS, tags=["auth"])
+async def whoami(who: Viewer) -> WhoAmIOut:  # no I/O: on the event loop
+    """Who the token is: a client (the dashboard) shows or disables its controls by role."""
+    return WhoAmIOut(name=who.name, role=who.role.name)
 
 
 @router.get("/agents", response_model=Page[AgentOut], responses=READ_ERRORS, tags=["agents"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from cloud_hub._api_bodies import (
@@ -161,10 +161,13 @@ def recover(workflow_id: WorkflowId, body: RecoverIn, request: Request, response
 
 @router.get("/events", response_model=Page[EventOut], responses=READ_ERRORS)
 def events(workflow_id: WorkflowId, service: Hub, _who: Viewer,
-           page: Annotated[Paging, Depends(paging)]) -> Page[EventOut]:
-    """The workflow's audit trail, oldest first: every event of its facility's log about it
-    (commands' replies name who sent them and why)."""
-    return service.workflow_events(workflow_id, cursor=page.cursor, limit=page.limit)
+           page: Annotated[Paging, Depends(paging)],
+           newest_first: Annotated[bool, Query(description="newest event first")] = False,
+           ) -> Page[EventOut]:
+    """The workflow's audit trail, oldest first (or ``newest_first``): every event of its
+    facility's log about it (commands' replies name who sent them and why)."""
+    return service.workflow_events(workflow_id, cursor=page.cursor, limit=page.limit,
+                                   newest_first=newest_first)
 
 
 @router.post("/sync/{sync_point}/agent/{agent_id}", response_model=CommandOut,

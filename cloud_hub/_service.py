@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from cloud_hub._coordination_model import CoordinationOut
+from cloud_hub._maps_model import MapOut
 from cloud_hub._model import (
     AgentOut,
     ChangeOut,
@@ -74,7 +76,7 @@ class HubService(Protocol):
         ...
 
     def workflow_events(self, workflow_id: str, *, cursor: str | None = None,
-                        limit: int = 100) -> Page[EventOut]: ...
+                        limit: int = 100, newest_first: bool = False) -> Page[EventOut]: ...
 
     def agents(self, *, facility: str | None = None, cursor: str | None = None,
                limit: int = 100) -> Page[AgentOut]: ...
@@ -100,6 +102,14 @@ class HubService(Protocol):
         ...
 
     def command_fate(self, command_id: str) -> CommandOut: ...
+
+    def coordination(self, facility: str | None = None) -> list[CoordinationOut]:
+        """Auctions, sync points, teams and votes under way in every facility (or one)."""
+        ...
+
+    def facility_map(self, facility: str) -> MapOut:
+        """``facility``'s map (``NotFound`` if the hub has none)."""
+        ...
 
     def cache_stats(self) -> dict[str, Any]: ...
 

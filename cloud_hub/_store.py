@@ -131,6 +131,26 @@ class HubStore:
         finally:
             del it
 
+    def scan_back(self, family: str, prefix: bytes, *, before: bytes | None = None,
+                  limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` of keys starting with ``prefix``, highest first: below
+        ``before`` (exclusive: a cursor), else from the prefix's last."""
+        it = self._cf[family].iter()
+        try:
+            it.seek_for_prev(before if before is not None else prefix + b"\xff")
+            if before is not None and it.valid() and bytes(it.key()) == before:
+                it.prev()
+            n = 0
+            while it.valid() and (limit is None or n < limit):
+                k = bytes(it.key())
+                if not k.startswith(prefix):
+                    break
+                yield k, bytes(it.value())
+                n += 1
+                it.prev()
+        finally:
+            del it
+
     def count(self, family: str, prefix: bytes, *, start: bytes | None = None,
               stop: bytes | None = None) -> int:
         """Keys with ``prefix`` in ``[start, stop)`` (index keys only: values are empty)."""

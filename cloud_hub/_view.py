@@ -50,7 +50,8 @@ def workflow_out(facility: str, v: WorkflowView, seq: int) -> WorkflowOut:
         dependencies=[DependencyOut(source=d[0], type=d[1], conditions=dict(d[2]),
                                     facility=d[3], status=d[4])
                       for d in v.dependencies],
-        checkpoints=list(v.checkpoints), labels=v.labels or {}, reason=v.reason,
+        checkpoints=list(v.checkpoints), awaiting_operator=list(v.awaiting_operator),
+        labels=v.labels or {}, reason=v.reason,
         created_at=v.created_at,
         ended_at=v.ended_at, seq=seq)
 
@@ -59,7 +60,8 @@ def agent_out(facility: str, v: AgentView) -> AgentOut:
     return AgentOut(id=v.id, facility=facility, kind=v.kind, capabilities=list(v.capabilities),
                     online=v.online, status=v.status, node=v.node, battery=v.battery,
                     workflow_id=v.task[0] if v.task else None,
-                    step_id=v.task[1] if v.task else None, lent_to=v.lent_to)
+                    step_id=v.task[1] if v.task else None, lent_to=v.lent_to, mode=v.mode,
+                    e_stop=v.e_stop, bids=v.bids)
 
 
 def conflict_out(facility: str, v: ConflictView) -> ConflictOut:

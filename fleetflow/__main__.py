@@ -16,7 +16,7 @@ from fleetflow._errors import CliError
 __all__ = ["CliError", "build_parser", "main"]
 
 # Order is the order of `fleetflow --help`.
-_COMMANDS = ("up", "broker", "edge", "hub", "sim", "bench")
+_COMMANDS = ("up", "broker", "edge", "hub", "sim", "dashboard", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

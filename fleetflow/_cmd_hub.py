@@ -43,6 +43,10 @@ def register(sub: Any) -> None:
                         f"FLEETFLOW_HUB_DATA; default ./{DEFAULT_HUB_DATA})")
     p.add_argument("--templates", default=_env("TEMPLATES"), metavar="DIR",
                    help="workflow templates directory (default ./templates)")
+    p.add_argument("--maps", default=_env("HUB_MAPS"), metavar="PATH",
+                   help="facility maps the API serves (GET /api/v1/facilities/{id}/map): "
+                        "one map file for every facility, or a directory of "
+                        "{facility}.yaml|.yml|.json (env FLEETFLOW_HUB_MAPS)")
     p.add_argument("--host", default=_env("HUB_HOST", "127.0.0.1"),
                    help="address the API binds (default %(default)s)")
     p.add_argument("--port", type=int, default=int(_env("HUB_PORT", "8003") or 8003),
@@ -97,9 +101,11 @@ def _run_hub(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             templates_dir=Path(args.templates) if args.templates else None,
             staleness_s=args.staleness, command_timeout_s=args.command_timeout,
-            booking_strategy=args.booking_strategy)
+            booking_strategy=args.booking_strategy,
+            maps=Path(args.maps) if args.maps else None)
+        hub = Hub(config)  # reads the maps: a bad one is refused before anything is made
         data.mkdir(parents=True, exist_ok=True)
-        hub = Hub(config).start()
+        hub.start()
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     except Exception as exc:  # the store's own errors (a locked or corrupt store)

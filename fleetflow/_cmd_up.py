@@ -3,7 +3,9 @@
 Starts, in order: the embedded broker (own process) with generated per-component
 credentials; one edge runtime per demo facility (own process; default ``north`` and
 ``south``); the cloud hub (``fleetflow hub``, own process, MQTT user ``hub``) serving the
-REST API and WebSocket on ``--api-port``; a simulated fleet per facility
+REST API and WebSocket on ``--api-port``; the supervisors' dashboard (``fleetflow
+dashboard``, own process, on ``--dashboard-port`` with a ``supervisor`` token named
+``dashboard``); a simulated fleet per facility
 (``agents_sim.native``); and the demo planner (``agents_sim.planner``), which creates
 workflows through the REST API with a ``planner`` token. It prints the API URL, ``/docs``
 and an admin token (also in ``DATA/admin-token``, mode 0600). Ctrl-C (or SIGTERM) stops
@@ -26,9 +28,11 @@ from fleetflow._up_parts import (
     ADMIN_TOKEN_FILE,
     admin_token,
     credentials,
+    dashboard_token,
     fleet_capabilities,
     planner_token,
     port_free,
+    start_dashboard,
     start_edge,
     start_hub,
     stop_child,
@@ -58,6 +62,9 @@ def register(sub: Any) -> None:
                         "(FLEETFLOW_METRICS_PORT)")
     p.add_argument("--api-port", type=int, default=int(_env("API_PORT", "8003")),
                    help="the hub's REST API and WebSocket port (FLEETFLOW_API_PORT)")
+    p.add_argument("--dashboard-port", type=int, default=int(_env("DASHBOARD_PORT", "3000")),
+                   help="the supervisors' dashboard's port (0: a free one; "
+                        "FLEETFLOW_DASHBOARD_PORT)")
     p.add_argument("--data", default=_env("DATA", ".fleetflow"), metavar="DIR",
                    help="where stores, users, tokens and logs live (FLEETFLOW_DATA)")
     p.add_argument("--facility", action="append", dest="facilities", metavar="NAME",
@@ -100,6 +107,8 @@ def _check_ports(args: argparse.Namespace, facilities: list[str]) -> None:
     taken = [(args.metrics_port + i, "--metrics-port (or FLEETFLOW_METRICS_PORT)")
              for i in range(len(facilities))]
     taken.append((args.api_port, "--api-port (or FLEETFLOW_API_PORT)"))
+    if args.dashboard_port != 0:
+        taken.append((args.dashboard_port, "--dashboard-port (or FLEETFLOW_DASHBOARD_PORT)"))
     for port, flag in taken:
         if not port_free(args.host, port):
             raise CliError(f"port {port} on {args.host} is already in use; pick another "
@@ -123,12 +132,16 @@ def _run(args: argparse.Namespace) -> int:
               for f in facilities}
     secrets_ = _register_users(data, facilities, fleets)
     _check_ports(args, facilities)
+    if args.dashboard_port == 0:
+        from broker import free_port
+
+        args.dashboard_port = free_port(args.host)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     broker = BrokerProcess(args.host, args.port, data / "passwd",
                            log_file=data / "logs" / "broker.log")
-    children: dict[str, subprocess.Popen[bytes]] = {}  # edges, then the hub: start order
+    children: dict[str, subprocess.Popen[bytes]] = {}  # edges, hub, dashboard: start order
     runners: list[FleetRunner] = []
     planner: DemoPlanner | None = None
     try:
@@ -152,6 +165,10 @@ def _run(args: argparse.Namespace) -> int:
               f"ws://{args.host}:{args.api_port}/ws/workflows)", flush=True)
         print(f"admin token {token}  (also in {data / ADMIN_TOKEN_FILE}; "
               "send as 'Authorization: Bearer …')", flush=True)
+        children["dashboard"] = start_dashboard(args, args.dashboard_port, dashboard_token(data))
+        board = f"http://{args.host}:{args.dashboard_port}"
+        _wait_dashboard(board, children, stop, data)
+        print(f"dashboard   {board}  (token 'dashboard', role supervisor)", flush=True)
         runners = _start_fleets(args, fleets, secrets_)
         if args.workflow_every > 0 and any(fleets.values()):
             from agents_sim.planner import DemoPlanner
@@ -172,6 +189,8 @@ def _run(args: argparse.Namespace) -> int:
             planner.stop()
         for runner in reversed(runners):
             runner.stop()
+        if "dashboard" in children:  # a client of the hub: before it
+            stop_child(children.pop("dashboard"))
         if "hub" in children:
             stop_child(children.pop("hub"))
         for proc in children.values():  # the edges: SIGTERM to all, then wait for each
@@ -204,6 +223,29 @@ def _check_alive(children: dict[str, subprocess.Popen[bytes]], data: Path) -> No
         if proc.poll() is not None:
             raise CliError(f"the {name} process exited with status {proc.returncode}; "
                            f"see {data / 'logs'}")
+
+
+def _wait_dashboard(url: str, children: dict[str, subprocess.Popen[bytes]],
+                    stop: threading.Event, data: Path, timeout: float = 90.0) -> None:
+    """Wait until the dashboard answers its health check; fail fast if a child exits."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        _check_alive(children, data)
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        stop.wait(0.3)
+    raise CliError(f"the dashboard did not answer at {url} within {timeout:g} s; see "
+                   f"{data / 'logs' / 'dashboard.log'}")
 
 
 def _wait_ready(api: str, facilities: list[str], children: dict[str, subprocess.Popen[bytes]],

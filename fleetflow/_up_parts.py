@@ -23,14 +23,19 @@ from typing import Any
 import yaml
 
 __all__ = [
-    "ADMIN_TOKEN_FILE", "PLANNER_NAME", "admin_token", "credentials", "fleet_capabilities",
-    "planner_token", "port_free", "start_edge", "start_hub", "stop_child",
+    "ADMIN_TOKEN_FILE", "DASHBOARD_NAME", "DASHBOARD_TOKEN_FILE", "PLANNER_NAME", "admin_token",
+    "credentials", "dashboard_token", "fleet_capabilities", "planner_token", "port_free",
+    "start_dashboard", "start_edge", "start_hub", "stop_child",
 ]
 
 ADMIN_TOKEN_FILE = "admin-token"
 """Under the data dir: the admin token ``up`` printed (mode 0600), for scripts."""
 PLANNER_NAME = "up-planner"
 """The identity of the demo planner's token: the ``who`` of the workflows it creates."""
+DASHBOARD_NAME = "dashboard"
+"""The identity of the dashboard's ``supervisor`` token: the ``who`` of what it does."""
+DASHBOARD_TOKEN_FILE = "dashboard-token"
+"""Under the data dir: the dashboard's token (mode 0600), read by ``--token-file``."""
 
 
 def credentials(path: Path, names: list[str]) -> dict[str, str]:
@@ -101,7 +106,8 @@ def start_hub(args: argparse.Namespace, url: str, password: str) -> subprocess.P
     data = Path(args.data)
     cmd = [sys.executable, "-m", "fleetflow", "hub", "--broker", url, "--username", "hub",
            "--data", str(data / "hub"), "--templates", args.templates,
-           "--host", args.host, "--port", str(args.api_port)]
+           "--host", args.host, "--port", str(args.api_port),
+           "--maps", args.map]  # the edges' map, for the dashboard's Agents page
     env = {**os.environ, "FLEETFLOW_HUB_PASSWORD": password}
     return _spawn(cmd, env, data / "logs" / "hub.log")
 
@@ -130,6 +136,30 @@ def planner_token(data: Path) -> str:
     from cloud_hub import Role, TokenStore
 
     return TokenStore.in_dir(data / "hub").create(PLANNER_NAME, Role.planner, replace=True)
+
+
+def dashboard_token(data: Path) -> Path:
+    """A fresh ``supervisor`` token named ``dashboard`` (its previous one is revoked), in
+    ``DATA/dashboard-token`` (mode 0600); that file's path."""
+    from broker import write_private
+    from cloud_hub import Role, TokenStore
+
+    token = TokenStore.in_dir(data / "hub").create(DASHBOARD_NAME, Role.supervisor,
+                                                   replace=True)
+    path = data / DASHBOARD_TOKEN_FILE
+    write_private(path, token + "\n")
+    return path
+
+
+def start_dashboard(args: argparse.Namespace, port: int,
+                    token_file: Path) -> subprocess.Popen[bytes]:
+    """``fleetflow dashboard`` on ``--host``:``port`` against the hub's API, with the token
+    of ``token_file``; log ``DATA/logs/dashboard.log``."""
+    data = Path(args.data)
+    cmd = [sys.executable, "-m", "fleetflow", "dashboard",
+           "--api", f"http://{args.host}:{args.api_port}", "--token-file", str(token_file),
+           "--host", args.host, "--port", str(port)]
+    return _spawn(cmd, dict(os.environ), data / "logs" / "dashboard.log")
 
 
 def stop_child(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

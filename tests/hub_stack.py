@@ -130,10 +130,13 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0,
 
 def run_stack(tmp: Path, mosquitto_bin: str, *,
               facilities: tuple[str, ...] = FACILITIES,
-              templates_text: dict[str, str] | None = None) -> Iterator[Stack]:
+              templates_text: dict[str, str] | None = None,
+              edge_flags: dict[str, list[str]] | None = None) -> Iterator[Stack]:
     """Start everything; yield the ``Stack``; stop everything. ``facilities`` and
     ``templates_text`` (file name → YAML) replace the default three edges and templates
-    (the fitters join ``fc`` only when it is one of them)."""
+    (the fitters join ``fc`` only when it is one of them); ``edge_flags`` adds flags to
+    one facility's ``fleetflow edge`` (e.g. ``{"fb": ["--vda"]}``). The hub serves the
+    edges' map (``--maps``)."""
     templates = tmp / "templates"
     templates.mkdir()
     for name, text in (TEMPLATES if templates_text is None else templates_text).items():
@@ -151,10 +154,11 @@ def run_stack(tmp: Path, mosquitto_bin: str, *,
             s.logs[f] = tmp / f"edge-{f}.log"
             s.args[f] = ["edge", "--facility", f, "--broker", broker, "--data",
                          str(tmp / f"edge-{f}"), "--templates", str(templates), "--map",
-                         str(ROOT / "maps" / "demo.yaml")]
+                         str(ROOT / "maps" / "demo.yaml"), *(edge_flags or {}).get(f, [])]
         s.logs["hub"] = tmp / "hub.log"
         s.args["hub"] = ["hub", "--broker", broker, "--data", str(hub_data), "--port",
-                         str(api_port), "--templates", str(templates), "--command-timeout", "5"]
+                         str(api_port), "--templates", str(templates), "--command-timeout", "5",
+                         "--maps", str(ROOT / "maps" / "demo.yaml")]
         for name in s.args:
             s.start(name)
             stack.callback(s.stop, name)  # its latest process, after a restart too

@@ -82,7 +82,7 @@ def test_modules_stay_small() -> None:
     """No module of ours is over ~400 lines (one concept per module)."""
     big = [
         f"{p.relative_to(ROOT)}: {n} lines"
-        for p in _sources(*PACKAGES)
+        for p in _sources(*PACKAGES, "dashboard", "cloud_hub")
         if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
     ]
     assert not big, "\n".join(big)

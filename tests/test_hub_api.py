@@ -45,6 +45,9 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/facilities/fa/stop", "supervisor", {}),
     ("POST", "/api/v1/facilities/fa/release", "supervisor", {}),
     ("GET", "/api/v1/templates", "viewer", None),
+    ("GET", "/api/v1/facilities/fa/map", "viewer", None),
+    ("GET", "/api/v1/coordination", "viewer", None),
+    ("GET", "/api/v1/whoami", "viewer", None),
     ("GET", "/api/v1/commands/hub-0", "viewer", None),
     ("GET", "/api/v1/events", "viewer", None),
     # lending (test_hub_bookings.py has the happy paths)
@@ -166,6 +169,8 @@ BAD = [
     ("POST", "/api/v1/workflows/{wid}/sync/me%2Bet/agent/fitter1", {}, "path.sync_point"),
     ("GET", "/api/v1/agents/a%2Bb/workflows", None, "path.agent_id"),
     ("POST", "/api/v1/facilities/a%2Bb/release", {}, "path.facility_id"),
+    ("GET", "/api/v1/facilities/a%2Bb/map", None, "path.facility_id"),
+    ("GET", "/api/v1/coordination?facility=a%2Bb", None, "query.facility"),
     ("GET", "/api/v1/conflicts?limit=0", None, "query.limit"),
     ("GET", "/api/v1/commands/a%2Bb", None, "path.command_id"),
     ("POST", "/api/v1/agents/fitter1/lend", {"from_facility": "fc"}, "body.to_facility"),
@@ -251,6 +256,15 @@ def test_facilities_agents_templates(stack: Stack) -> None:
     assert set(facilities) == {"fa", "fb", "fc"} and all(f["online"] for f in facilities.values())
     assert {a["id"] for a in agents["items"]} == {"fitter1", "fitter2"}
     assert {"api_pick", "api_meet"} <= {t["name"] for t in templates}
+
+
+def test_whoami_names_each_tokens_role(stack: Stack) -> None:
+    """GET /whoami answers each token's name and role, for every role."""
+    for role in ROLES:
+        with stack.client(role) as c:
+            r = c.get("/api/v1/whoami")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"name": f"{role}-user", "role": role}
 
 
 def test_performance_endpoints(stack: Stack) -> None:

@@ -4,11 +4,13 @@ an admin token, plans through the REST API, and stops everything cleanly."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import stat
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -32,8 +34,9 @@ def _port_bindable(port: int) -> bool:
 
 
 def test_up_prints_api_docs_and_token_and_ctrl_c_stops_all(tmp_path: Path) -> None:
-    """`up` prints the broker, both edges, the API URL, /docs and an admin token that the
-    hub accepts (kept 0600 in the data dir); SIGINT stops every part, exit 0."""
+    """`up` prints the broker, both edges, the API URL, /docs, an admin token that the
+    hub accepts (kept 0600 in the data dir) and the dashboard's URL (serving, with its own
+    supervisor token); SIGINT stops every part — the dashboard before the edges —, exit 0."""
     with Up(tmp_path, "--agents", "0") as up:
         text = up.wait_ready()
         token = up.token()
@@ -45,6 +48,13 @@ def test_up_prints_api_docs_and_token_and_ctrl_c_stops_all(tmp_path: Path) -> No
         assert f"admin token {token}" in text
         assert stat.S_IMODE((up.data / "admin-token").stat().st_mode) == 0o600
         assert httpx.get(f"{up.api}/docs", timeout=10).status_code == 200
+        assert f"dashboard   {up.dashboard}" in text
+        assert httpx.get(f"{up.dashboard}/_stcore/health", timeout=10).status_code == 200
+        board = (up.data / "dashboard-token").read_text().strip()
+        assert stat.S_IMODE((up.data / "dashboard-token").stat().st_mode) == 0o600
+        with up.client(board) as api:
+            assert api.get("/api/v1/whoami").json() == {"name": "dashboard",
+                                                        "role": "supervisor"}
         with up.client() as api:
             facilities = api.get("/api/v1/facilities").json()
             assert sorted((f["id"], f["online"]) for f in facilities) == [
@@ -54,9 +64,15 @@ def test_up_prints_api_docs_and_token_and_ctrl_c_stops_all(tmp_path: Path) -> No
     wait_gone(str(up.data))
     assert not mqtt_ready("127.0.0.1", up.mqtt_port), "the broker outlived `up`"
     assert _port_bindable(up.api_port) and _port_bindable(up.metrics_port)
+    assert _port_bindable(up.dashboard_port)
     logs = up.data / "logs"
+    board_stop = float(re.findall(r"dashboard: stopped at ([0-9.]+)",
+                                  (logs / "dashboard.log").read_text())[-1])
     for facility in ("north", "south"):
-        assert "stopped at seq" in (logs / f"edge-{facility}.log").read_text()
+        edge_log = (logs / f"edge-{facility}.log").read_text()
+        assert "stopped at seq" in edge_log
+        stamp = re.findall(r"^(\S+ \S+) edge INFO edge \S+ stopped at seq", edge_log, re.M)[-1]
+        assert board_stop <= datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
     assert "Finished server process" in (logs / "hub.log").read_text()
 
 
@@ -92,6 +108,10 @@ def test_up_keeps_its_admin_token_and_a_killed_up_leaves_nothing(tmp_path: Path)
         assert not mqtt_ready("127.0.0.1", first.mqtt_port)
         for facility in ("north", "south"):  # each edge got SIGTERM and stopped in order
             assert "stopped at seq" in (data / "logs" / f"edge-{facility}.log").read_text()
+        deadline = time.monotonic() + 30  # the dashboard's Streamlit (no data dir in its args)
+        while not _port_bindable(first.dashboard_port):
+            assert time.monotonic() < deadline, "the dashboard outlived a killed `up`"
+            time.sleep(0.2)
     with Up(tmp_path, "--agents", "0", data=data) as again:
         again.wait_ready()
         assert again.token() == token
@@ -101,10 +121,10 @@ def test_up_keeps_its_admin_token_and_a_killed_up_leaves_nothing(tmp_path: Path)
     wait_gone(str(data))
 
 
-@pytest.mark.parametrize("flag", ["--port", "--api-port"])
+@pytest.mark.parametrize("flag", ["--port", "--api-port", "--dashboard-port"])
 def test_up_with_a_port_taken_says_one_line(tmp_path: Path, flag: str) -> None:
-    """The broker's or the API's port already in use: one line naming the port and the
-    flag, exit 2, no traceback, nothing left running."""
+    """The broker's, the API's or the dashboard's port already in use: one line naming the
+    port and the flag, exit 2, no traceback, nothing left running."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -50,7 +50,8 @@ def test_up_soak_leaves_no_traceback_and_stops_everything(tmp_path: Path) -> Non
     with out.open("w") as fout, err.open("w") as ferr:
         up = subprocess.Popen(
             [sys.executable, "-m", "fleetflow", "up", "--port", str(port), "--metrics-port",
-             str(metrics), "--api-port", str(api), "--data", str(data)],
+             str(metrics), "--api-port", str(api), "--dashboard-port", "0",
+             "--data", str(data)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr,
             start_new_session=True)
     try:

@@ -29,11 +29,14 @@ class Up:
         self.mqtt_port, self.metrics_port, self.api_port = free_port(), free_port(), free_port()
         self.data = data or tmp / "ff"
         self.api = f"http://127.0.0.1:{self.api_port}"
+        self.dashboard_port = free_port()
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.out_path = tmp / f"up-{self.api_port}.out"
         self.err_path = tmp / f"up-{self.api_port}.err"
         self.cmd = [PYTHON, "-m", "fleetflow", "up", "--port", str(self.mqtt_port),
                     "--metrics-port", str(self.metrics_port), "--api-port", str(self.api_port),
-                    "--data", str(self.data), *extra]
+                    "--dashboard-port", str(self.dashboard_port), "--data", str(self.data),
+                    *extra]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Up:

@@ -91,6 +91,13 @@ class AgentView:
     """``(workflow_id, step_id)`` queued on it, next first (work queues)."""
     lent_to: str | None = None
     """The facility it is lent to (``_lending``): no new work here meanwhile."""
+    mode: str = "automatic"
+    """Its operating mode as it last reported it (a VDA 5050 AGV's ``operatingMode``)."""
+    e_stop: bool = False
+    """Its emergency stop is engaged (it said so)."""
+    bids: bool = True
+    """It answers calls for proposals itself; ``False``: the edge bids for it (a VDA 5050
+    AGV always, or a simple device)."""
 
 
 def _step_view(st: StepRun) -> StepView:
@@ -167,5 +174,5 @@ def agent_view(agent: Agent) -> AgentView:
     return AgentView(
         agent.id, agent.kind, tuple(sorted(agent.caps)), agent.online, agent.status,
         agent.node, agent.battery, agent.task, agent.available, tuple(agent.queued),
-        agent.lent_to,
+        agent.lent_to, agent.mode, agent.e_stop, agent.bids,
     )

@@ -1,0 +1,29 @@
+"""The dashboard's entry: ``streamlit run dashboard/app.py`` (``fleetflow dashboard`` does it).
+
+One multipage app; each page is a script under ``pages/`` and shows the badge of what needs
+a human now at its top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+_HERE = Path(__file__).resolve().parent
+_PAGES = [  # (script, title, icon); the first is the default page
+    ("pages/overview.py", "Overview", "🏭"),
+    ("pages/workflows.py", "Workflows", "🔀"),
+    ("pages/dependencies.py", "Dependencies", "🕸"),
+    ("pages/agents.py", "Agents", "🤖"),
+    ("pages/coordination.py", "Coordination", "🤝"),
+    ("pages/conflicts.py", "Conflicts", "⚔"),
+    ("pages/recovery.py", "Recovery", "🛠"),
+    ("pages/performance.py", "Performance", "⏱"),
+]
+# Only the pages there are (st.Page refuses a missing file, which would take every page down).
+PAGES = [st.Page(path, title=title, icon=icon, default=i == 0)
+         for i, (path, title, icon) in enumerate(_PAGES) if (_HERE / path).is_file()]
+
+st.set_page_config(page_title="Fleetflow", page_icon="🏭", layout="wide")
+st.navigation(PAGES).run()
