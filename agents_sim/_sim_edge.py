@@ -39,7 +39,7 @@ from edge_runtime.core import (
 )
 from topics import AgentConn, AgentState, CommandAck, EventAck, HubCommand, Message
 
-__all__ = ["SimEdge"]
+__all__ = ["SimEdge", "step_estimate"]
 
 FIRST_RESEND_S = 1.0
 """An unacknowledged command is sent again after this, then after waits doubling …"""
@@ -48,6 +48,18 @@ MAX_RESEND_S = 30.0
 TERMINAL_KINDS = {"workflow_completed": "completed", "workflow_failed": "failed",
                   "workflow_cancelled": "cancelled"}
 """Events that end a workflow, and the state they leave it in."""
+
+
+def step_estimate(templates: dict[str, Template], a: Any) -> float | None:
+    """``estimated_duration_s`` of an assigned step (``a``: its ``Assign``) from its
+    workflow's template in ``templates`` (workflow id -> template), if known."""
+    template = templates.get(a.workflow_id)
+    if template is None:
+        return None
+    try:
+        return float(template.step(a.step_id).estimated_duration_s)
+    except KeyError:
+        return None  # a compensation step: the agent's default
 
 
 class SimEdge:
@@ -163,13 +175,7 @@ class SimEdge:
 
     def estimate(self, a: Any) -> float | None:
         """The template's ``estimated_duration_s`` of an assigned step, if known."""
-        template = self.templates.get(a.workflow_id)
-        if template is None:
-            return None
-        try:
-            return float(template.step(a.step_id).estimated_duration_s)
-        except KeyError:
-            return None  # a compensation step: the agent's default
+        return step_estimate(self.templates, a)
 
     # --- effects -------------------------------------------------------------------------
 

@@ -44,11 +44,12 @@ from agents_sim._hub_client import HubClient
 from agents_sim._native_spec import Outgoing
 from agents_sim._sim_agent import SimAgent
 from agents_sim._sim_arrivals import arrive, create_args
+from agents_sim._sim_edge import step_estimate
 from agents_sim._sim_live_events import EventCollector
 from agents_sim._sim_live_mqtt import AgentConnection, Inbound, Login
 from agents_sim._sim_live_vda import LiveVda
 from agents_sim._sim_scenario import Arrival, FacilitySpec, Fault, Scenario, ScenarioError
-from agents_sim._sim_virtual import Progress, build_fleet, hash_seed, log_hash
+from agents_sim._sim_virtual import Progress, build_fleet, hash_seed, log_hash, outcome_counts
 from edge_runtime.core import Event, Template
 from topics import EdgeEvent, HubCommand, ProtocolError, decode_agent_command, decode_edge_status
 
@@ -106,10 +107,7 @@ class LiveResult:
         """Per facility: workflows by final state and events; speed, gaps, refusals."""
         facilities: dict[str, Any] = {}
         for fid, outcome in self.workflows.items():
-            counts: dict[str, int] = {}
-            for state in outcome.values():
-                counts[state] = counts.get(state, 0) + 1
-            facilities[fid] = {"workflows": len(outcome), **dict(sorted(counts.items())),
+            facilities[fid] = {**outcome_counts(outcome),
                                "events": len(self.events.get(fid, [])),
                                "missing": len(self.missing.get(fid, []))}
         return {"mode": "live", "scenario": self.scenario.name, "seed": self.seed,
@@ -149,13 +147,7 @@ class _Facility:
             conn.publish(out)
 
     def estimate(self, a: Any) -> float | None:
-        template = self.templates.get(a.workflow_id)
-        if template is None:
-            return None
-        try:
-            return float(template.step(a.step_id).estimated_duration_s)
-        except KeyError:
-            return None  # a compensation step: the agent's default
+        return step_estimate(self.templates, a)
 
 
 class _LiveRun:

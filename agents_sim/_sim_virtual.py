@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -82,11 +83,7 @@ class SimResult:
         """Per facility: workflows by final state and events; and the log hash."""
         facilities: dict[str, Any] = {}
         for fid, outcome in self.workflows.items():
-            counts: dict[str, int] = {}
-            for state in outcome.values():
-                counts[state] = counts.get(state, 0) + 1
-            facilities[fid] = {"workflows": len(outcome), **dict(sorted(counts.items())),
-                               "events": len(self.events[fid]),
+            facilities[fid] = {**outcome_counts(outcome), "events": len(self.events[fid]),
                                "rejected": self.rejected.get(fid, 0)}
         out = {"scenario": self.scenario.name, "seed": self.seed, "sim_s": self.sim_s,
                "log_hash": self.log_hash, "facilities": facilities}
@@ -96,6 +93,12 @@ class SimResult:
     def all_terminal(self) -> bool:
         """Every workflow created ended (completed, failed or cancelled)."""
         return all(s != "active" for o in self.workflows.values() for s in o.values())
+
+
+def outcome_counts(outcome: dict[str, str]) -> dict[str, int]:
+    """``workflows`` (how many) and, by state name in order, how many ended in each."""
+    counts = Counter(outcome.values())
+    return {"workflows": len(outcome), **dict(sorted(counts.items()))}
 
 
 def log_hash(events: dict[str, list[Event]]) -> str:
