@@ -13,6 +13,11 @@ broker and the edges — any stack, ``fleetflow up`` included (there the hub see
 workflows in the edges' events like any other). Ids are ``{facility}-{run tag}-{arrival
 index}-{n}``; deadlines are converted to the edge's wall clock (``deadline_s / speed``).
 
+Cross-facility pairs (``cross_facility``) are created the same way, the target with an
+external dependency on the source (ids ``{facility}-{run tag}-x{index}-{n}``): its edge holds
+it until a hub releases it, so they need a stack with a hub (``fleetflow up``); without one
+the targets stay pending and the run ends after ``drain_s`` with them ``active``.
+
 Faults: ``agent_failure`` drops the agent's connection without a DISCONNECT (the broker
 publishes its will, the edge loses it and reallocates its step) and, with ``duration_s``,
 a new incarnation connects again; ``network_drop`` drops the connection the same way and
@@ -43,7 +48,7 @@ import simpy.rt
 from agents_sim._hub_client import HubClient
 from agents_sim._native_spec import Outgoing
 from agents_sim._sim_agent import SimAgent
-from agents_sim._sim_arrivals import arrive, create_args
+from agents_sim._sim_arrivals import Creation, arrive, create_args
 from agents_sim._sim_edge import step_estimate
 from agents_sim._sim_live_events import EventCollector
 from agents_sim._sim_live_mqtt import AgentConnection, Inbound, Login
@@ -125,9 +130,6 @@ def check_live(scenario: Scenario, speed: float) -> None:
         if fault.type not in LIVE_FAULTS:
             raise ScenarioError(f"faults[{i}].type: {fault.type!r} is not in live mode yet "
                                 f"(live: {', '.join(LIVE_FAULTS)}; --virtual runs all)")
-    if scenario.cross_facility:
-        raise ScenarioError("cross_facility: not in live mode yet (--virtual runs them "
-                            "with the hub's aggregation)")
 
 
 class _Facility:
@@ -194,6 +196,8 @@ class _LiveRun:
         for f in self.scenario.facilities:
             for i, arrival in enumerate(f.arrivals):
                 self.env.process(self._arrivals(f, i, arrival))
+        for i in range(len(self.scenario.cross_facility)):
+            self.env.process(self._cross(i))
         for fault in self.scenario.faults:
             self.env.process(self._fault(fault))
         self.env.process(self._pump())
@@ -255,17 +259,44 @@ class _LiveRun:
         template = f.loaded_templates[a.template]
 
         def fire(n: int) -> None:
-            wf_id = f"{f.id}-{self.tag}-{index}-{n}"
-            now = time.time()
-            args = create_args(wf_id, template, a, now)
-            if a.deadline_s is not None:
-                args["deadline"] = now + a.deadline_s / self.speed
-            self.facilities[f.id].templates[wf_id] = template
-            cmd = HubCommand(command_id=f"create-{wf_id}", action="create_workflow",
-                             args=args, ts=now)
-            self.created[f.id][wf_id] = self.hub.send(f.id, cmd)
+            self._create(f.id, f"{f.id}-{self.tag}-{index}-{n}", template, a)
 
         yield from arrive(self.env, a, rng, self.scenario.duration_s, fire)
+
+    def _cross(self, index: int) -> Generator[simpy.Event, Any, None]:
+        """The pairs of ``cross_facility[index]`` (the virtual mode's timing): the target
+        created with an external dependency on the source, which its edge holds until the
+        stack's hub releases it."""
+        s = self.scenario
+        x = s.cross_facility[index]
+        rng = random.Random(f"{self.seed}/cross_facility/{index}")
+        src_t = s.facility(x.source.facility).loaded_templates[x.source.template]
+        tgt_t = s.facility(x.target.facility).loaded_templates[x.target.template]
+
+        def fire(n: int) -> None:
+            sid = f"{x.source.facility}-{self.tag}-x{index}-{n}"
+            self._create(x.source.facility, sid, src_t, x.source)
+            self._create(x.target.facility, f"{x.target.facility}-{self.tag}-x{index}-{n}",
+                         tgt_t, x.target, [{"depends_on": sid, "type": x.type,
+                                            "conditions": dict(x.conditions),
+                                            "facility": x.source.facility}])
+
+        yield from arrive(self.env, x, rng, s.duration_s, fire)
+
+    def _create(self, fid: str, wf_id: str, template: Template, c: Creation,
+                dependencies: list[dict[str, Any]] | None = None) -> None:
+        """Send one ``create_workflow`` to ``fid``'s edge; a deadline is scaled to wall time,
+        the edge's clock."""
+        now = time.time()
+        args = create_args(wf_id, template, c, now)
+        if c.deadline_s is not None:
+            args["deadline"] = now + c.deadline_s / self.speed
+        if dependencies:
+            args["dependencies"] = dependencies
+        self.facilities[fid].templates[wf_id] = template
+        cmd = HubCommand(command_id=f"create-{wf_id}", action="create_workflow", args=args,
+                         ts=now)
+        self.created[fid][wf_id] = self.hub.send(fid, cmd)
 
     def _fault(self, fault: Fault) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(fault.at_s)

@@ -121,6 +121,7 @@ def rules(identity: Identity) -> tuple[Rule, ...]:
             Rule("read", f"{NATIVE_PREFIX}/+/edge/events"),
             Rule("read", f"{NATIVE_PREFIX}/+/edge/status"),
             Rule("read", f"{NATIVE_PREFIX}/+/edge/errors"),  # refusals of its commands
+            Rule("read", f"{NATIVE_PREFIX}/+/edge/vda"),  # VDA 5050 link health (retained)
             Rule("write", f"{NATIVE_PREFIX}/+/edge/cmd"),
         )
     base = f"{_VDA_PREFIX}/{identity.manufacturer}/{identity.serial}"

@@ -75,6 +75,9 @@ def create_app(service: HubService, auth: TokenChecker, *,
     app.state.default_consistency = default_consistency
     app.state.command_timeout_s = command_timeout_s
     app.state.default_staleness_s = default_staleness_s
+    metrics.count_by("fleetflow_hub_vda_links_refused",
+                     "edge/vda messages the hub refused (undecodable, another facility's, "
+                     "an unknown facility's)", "reason", lambda: _vda_refused(service))
     install_error_handlers(app)
     install_auth(app, auth)  # after: its AuthError handler outranks the HubError one
     app.middleware("http")(metrics.middleware)
@@ -101,3 +104,9 @@ def create_app(service: HubService, auth: TokenChecker, *,
         router: Any = module.router
         app.include_router(router)
     return app
+
+
+def _vda_refused(service: HubService) -> dict[str, int]:
+    """The hub's count of refused ``edge/vda`` messages by reason (``system_stats``)."""
+    refused = service.system_stats().get("vda_links", {}).get("refused", {})
+    return {str(k): int(v) for k, v in refused.items()}

@@ -1,17 +1,20 @@
 """The API's own metrics, in a registry of its own (so two apps in one process, as in the
 tests, never collide): requests by route template and status, their latency, open
-WebSockets. ``/metrics`` serves them to Prometheus; ``summary()`` feeds
-``/api/v1/performance/system`` with recent p50/p99."""
+WebSockets; and counters the hub keeps itself, read at each scrape (``count_by``).
+``/metrics`` serves them to Prometheus; ``summary()`` feeds ``/api/v1/performance/system``
+with recent p50/p99."""
 
 from __future__ import annotations
 
 import collections
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -56,6 +59,12 @@ class ApiMetrics:
             self._errors += response.status_code >= 500
         return response
 
+    def count_by(self, name: str, documentation: str, label: str,
+                 read: Callable[[], Mapping[str, int]]) -> None:
+        """Serve ``read()`` (label value → total so far) as the counter ``name`` at each
+        scrape: for totals the hub keeps in its own thread (``read`` must be cheap)."""
+        self.registry.register(_ReadCounter(name, documentation, label, read))
+
     def exposition(self) -> bytes:
         """The Prometheus text format of this registry."""
         return generate_latest(self.registry)
@@ -73,3 +82,21 @@ class ApiMetrics:
 
         return {"requests": count, "server_errors": errors, "p50_ms": pct(0.5),
                 "p99_ms": pct(0.99), "window": len(recent)}
+
+
+class _ReadCounter(Collector):
+    """A labelled counter whose values are read from elsewhere when scraped."""
+
+    def __init__(self, name: str, documentation: str, label: str,
+                 read: Callable[[], Mapping[str, int]]) -> None:
+        self._name, self._doc, self._label, self._read = name, documentation, label, read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self._name, self._doc, labels=[self._label])
+        try:
+            values = dict(self._read())
+        except Exception:  # a scrape must not fail because the hub is stopping
+            values = {}
+        for value, total in sorted(values.items()):
+            family.add_metric([value], total)
+        yield family

@@ -43,6 +43,7 @@ from cloud_hub._model import (
 )
 from cloud_hub._service import HubError, NotFound, Stale, Unavailable
 from cloud_hub._store import HubStore, hexn, key
+from cloud_hub._vda_model import VdaLinksOut
 from cloud_hub._view import (
     decode_cursor,
     encode_cursor,
@@ -326,7 +327,12 @@ class Hub:
             "commands": {"sent": w.book.sent, "resent": w.book.resent,
                          "settled": w.book.settled},
             "store_bytes": self._s().size_bytes(),
+            "vda_links": w.vda.stats(),
         }
+
+    def vda_links(self, facility: str) -> VdaLinksOut:
+        w = self._w()
+        return w.vda.out(facility, w.facilities.get(facility), time.time())
 
     def coordination(self, facility: str | None = None) -> list[CoordinationOut]:
         self._w()

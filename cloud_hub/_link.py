@@ -1,5 +1,5 @@
 """The hub's MQTT link (paho, one network thread): it subscribes to every facility's
-``edge/events``, ``edge/status`` and ``edge/errors`` and publishes ``edge/cmd``.
+``edge/events``, ``edge/status``, ``edge/errors`` and ``edge/vda`` and publishes ``edge/cmd``.
 
 Callbacks never block or raise: they put a ``LinkItem`` on the worker's queue and return.
 A clean session: what the broker drops while the hub is away is replayed from the edges'
@@ -35,7 +35,9 @@ __all__ = ["SUBSCRIPTIONS", "Link", "LinkItem"]
 _log = logging.getLogger("fleetflow.hub")
 
 SUBSCRIPTIONS = [("fleetflow/v1/+/edge/events", 0), ("fleetflow/v1/+/edge/status", 1),
-                 ("fleetflow/v1/+/edge/errors", 0)]
+                 ("fleetflow/v1/+/edge/errors", 0), ("fleetflow/v1/+/edge/vda", 1)]
+"""``edge/vda`` after ``edge/status``: the broker sends retained messages in this order, so
+a facility's status (which makes it known) comes before its VDA 5050 links."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from cloud_hub._model import (
     Page,
     WorkflowOut,
 )
+from cloud_hub._vda_model import VdaLinksOut
 
 __all__ = ["HubError", "HubService", "NotFound", "Stale", "Unavailable"]
 
@@ -109,6 +110,11 @@ class HubService(Protocol):
 
     def facility_map(self, facility: str) -> MapOut:
         """``facility``'s map (``NotFound`` if the hub has none)."""
+        ...
+
+    def vda_links(self, facility: str) -> VdaLinksOut:
+        """The latest VDA 5050 link health ``facility``'s edge published (``NotFound`` if
+        no edge of it reported; empty links if it never published any)."""
         ...
 
     def cache_stats(self) -> dict[str, Any]: ...

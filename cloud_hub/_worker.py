@@ -25,6 +25,7 @@ from cloud_hub._ingest import Applied, Ingest
 from cloud_hub._link import Link, LinkItem
 from cloud_hub._model import ChangeOut, CommandOut, FacilityOut
 from cloud_hub._store import HubStore, StoreBatch, hexn
+from cloud_hub._vda_links import VdaKeeper
 from cloud_hub._view import event_out
 from edge_runtime.core import Event
 from topics import (
@@ -143,6 +144,8 @@ class Worker:
         """Why the worker stopped on an error (the hub then refuses requests)."""
         self.rate: deque[tuple[float, int]] = deque(maxlen=64)
         """(time, applied_total) samples for the ingest rate."""
+        self.vda = VdaKeeper()
+        """The edges' latest VDA 5050 link health (``edge/vda``; volatile, not stored)."""
 
     def load(self, now: float) -> None:
         for k, raw in self.store.scan("facilities", b""):
@@ -293,6 +296,9 @@ class Worker:
                 if report.topic == edge_topic(where.facility, "cmd") and (
                         cmd := self.book.on_report(where.facility, report, batch, now)):
                     settled.append(cmd)
+            elif where.kind == "vda":  # refuses (logs, counts) a bad one itself
+                self.vda.take(where.facility, item.payload, now,
+                              known=where.facility in self.marks)
         except ProtocolError as exc:
             _log.info("hub ignored a message on %s: %s", item.topic, exc)
 

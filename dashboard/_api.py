@@ -128,6 +128,12 @@ class HubApi:
                 break
         return items[:most]
 
+    def vda_links(self, facility: str) -> dict[str, Any]:
+        """The VDA 5050 link health ``facility``'s edge last reported
+        (``GET /facilities/{id}/vda``: ``links``, ``left_out``, ``received_at``,
+        ``age_s``, ``edge_online`` …)."""
+        return dict(self.get(f"/facilities/{facility}/vda"))
+
     def role(self) -> str:
         """The token's role (``viewer`` … ``admin``), asked once (``GET /whoami``)."""
         if self._role is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from dashboard._api import HubApi
@@ -26,6 +25,8 @@ STATES = ("pending", "active", "pausing", "paused", "cancelling", "completed", "
           "cancelled")
 """The workflow machine's top-level states (edge_runtime/core/_machine.py)."""
 FINISHED = ("completed", "failed", "cancelled")
+RATE_WINDOW_S = 30.0
+"""Seconds the Overview's rates are averaged over."""
 HISTORY = 300
 """Samples kept per session (10 minutes at the default 2 s refresh)."""
 FEED_PAGE = 1000
@@ -125,11 +126,18 @@ def conflict_rows(conflicts: Iterable[dict[str, Any]], now: float) -> list[dict[
     return sorted(rows, key=lambda r: -(r["age (s)"] or 0))
 
 
-def throughput_rows(history: Sequence[Sample]) -> list[dict[str, Any]]:
-    """Per pair of successive samples: events per second per facility, workflows finished
-    per minute, and the API's p50/p99 latency (ms) at the later one."""
+def throughput_rows(history: Sequence[Sample], window_s: float = RATE_WINDOW_S
+                    ) -> list[dict[str, Any]]:
+    """Per sample after the first: events per second per facility and workflows finished
+    per minute over the last ``window_s`` seconds (or since the first sample: a rate over
+    one 2 s refresh jumps between 0 and 30 a minute), and the API's p50/p99 latency (ms)."""
     rows: list[dict[str, Any]] = []
-    for before, after in pairwise(history):
+    start = 0
+    for i in range(1, len(history)):
+        after = history[i]
+        while start < i - 1 and after.at - history[start + 1].at >= window_s:
+            start += 1
+        before = history[start]
         dt = after.at - before.at
         if dt <= 0:
             continue

@@ -88,9 +88,9 @@ def _badge_body() -> None:
         return
     more = "+" if counts.capped else ""
     for col, (page, label) in zip(st.columns(3), [
-            ("pages/recovery.py", f"🛠 {len(counts.manual)}{more} waiting for an operator"),
-            ("pages/conflicts.py", f"⚔ {len(counts.escalated)} escalated conflicts"),
-            ("pages/agents.py", f"🛑 {len(counts.safety)} safety stops")], strict=True):
+            ("views/recovery.py", f"🛠 {len(counts.manual)}{more} waiting for an operator"),
+            ("views/conflicts.py", f"⚔ {len(counts.escalated)} escalated conflicts"),
+            ("views/agents.py", f"🛑 {len(counts.safety)} safety stops")], strict=True):
         if (_APP_DIR / page).is_file():
             col.page_link(page, label=label)
         else:  # that page is not built yet: the count without a link

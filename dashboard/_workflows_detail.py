@@ -123,19 +123,26 @@ def _controls(hub: HubApi, wf: dict[str, Any]) -> None:
     supervisor, planner = allowed(hub, "supervisor"), allowed(hub, "planner")
     if not supervisor:
         st.caption("Read only: this token may not act on workflows.")
+    # What the state allows (the hub would refuse the rest with a 409): no play on a running
+    # workflow, nothing but a step's retry or skip (recovery) once it ended.
+    state = str(wf.get("state", "")).split(".", 1)[0]  # "active.executing.…": its top
+    ended = state in ("completed", "failed", "cancelled")
     reason = st.text_input("Reason (kept in the audit trail)", key="wf_reason")
     play, pause, stop = st.columns(3)
-    if play.button("▶ Resume", key="wf_resume", disabled=not supervisor):
+    if play.button("▶ Resume", key="wf_resume",
+                   disabled=not supervisor or state not in ("paused", "pausing")):
         _act("resume", lambda: hub.post(f"/workflows/{wid}/resume", {"reason": reason}))
-    if pause.button("⏸ Pause", key="wf_pause", disabled=not supervisor):
+    if pause.button("⏸ Pause", key="wf_pause",
+                    disabled=not supervisor or state not in ("pending", "active")):
         _act("pause", lambda: hub.post(f"/workflows/{wid}/pause", {"reason": reason}))
-    if stop.button("⏹ Cancel", key="wf_cancel", disabled=not planner):
+    if stop.button("⏹ Cancel", key="wf_cancel",
+                   disabled=not planner or ended or state == "cancelling"):
         _act("cancel", lambda: hub.delete(f"/workflows/{wid}", reason=reason or None))
     prio, setp = st.columns([3, 1])
     priority = prio.number_input("Priority", min_value=-1000, max_value=1000, step=1,
                                  value=int(wf.get("priority", 0)), key=f"wf_priority_{wid}",
-                                 disabled=not planner)
-    if setp.button("Set priority", key="wf_set_priority", disabled=not planner):
+                                 disabled=not planner or ended)
+    if setp.button("Set priority", key="wf_set_priority", disabled=not planner or ended):
         _act("priority", lambda: hub.put(f"/workflows/{wid}",
                                          {"priority": int(priority), "reason": reason}))
     steps = [s["id"] for s in wf.get("steps", [])]
@@ -151,9 +158,11 @@ def _controls(hub: HubApi, wf: dict[str, Any]) -> None:
                  "reason": reason}))
     src, typ, add = st.columns([2, 2, 1])
     source = src.text_input("Depends on (workflow id)", key="wf_dep_source",
-                            disabled=not planner)
-    dtype = typ.selectbox("Type", DEPENDENCY_TYPES, key="wf_dep_type", disabled=not planner)
-    if add.button("Add dependency", key="wf_add_dep", disabled=not planner or not source):
+                            disabled=not planner or ended)
+    dtype = typ.selectbox("Type", DEPENDENCY_TYPES, key="wf_dep_type",
+                          disabled=not planner or ended)
+    if add.button("Add dependency", key="wf_add_dep",
+                  disabled=not planner or ended or not source):
         _act(f"dependency on {source}", lambda: hub.post(
             f"/workflows/{wid}/dependencies",
             {"source": source.strip(), "type": dtype, "reason": reason}))

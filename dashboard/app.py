@@ -1,6 +1,6 @@
 """The dashboard's entry: ``streamlit run dashboard/app.py`` (``fleetflow dashboard`` does it).
 
-One multipage app; each page is a script under ``pages/`` and shows the badge of what needs
+One multipage app; each page is a script under ``views/`` and shows the badge of what needs
 a human now at its top.
 """
 
@@ -12,14 +12,14 @@ import streamlit as st
 
 _HERE = Path(__file__).resolve().parent
 _PAGES = [  # (script, title, icon); the first is the default page
-    ("pages/overview.py", "Overview", "🏭"),
-    ("pages/workflows.py", "Workflows", "🔀"),
-    ("pages/dependencies.py", "Dependencies", "🕸"),
-    ("pages/agents.py", "Agents", "🤖"),
-    ("pages/coordination.py", "Coordination", "🤝"),
-    ("pages/conflicts.py", "Conflicts", "⚔"),
-    ("pages/recovery.py", "Recovery", "🛠"),
-    ("pages/performance.py", "Performance", "⏱"),
+    ("views/overview.py", "Overview", "🏭"),
+    ("views/workflows.py", "Workflows", "🔀"),
+    ("views/dependencies.py", "Dependencies", "🕸"),
+    ("views/agents.py", "Agents", "🤖"),
+    ("views/coordination.py", "Coordination", "🤝"),
+    ("views/conflicts.py", "Conflicts", "⚔"),
+    ("views/recovery.py", "Recovery", "🛠"),
+    ("views/performance.py", "Performance", "⏱"),
 ]
 # Only the pages there are (st.Page refuses a missing file, which would take every page down).
 PAGES = [st.Page(path, title=title, icon=icon, default=i == 0)

@@ -17,7 +17,7 @@ Use it in a test module like this::
   ``stack.client(role)`` for the test's own API calls), made the one ``page`` talks to;
   everything stops when the module ends.
 - ``page(name, role="supervisor", *, token=None, url=None)``: an ``AppTest`` of
-  ``dashboard/pages/NAME.py`` already run once. It runs *through* ``dashboard/app.py``
+  ``dashboard/views/NAME.py`` already run once. It runs *through* ``dashboard/app.py``
   (``st.navigation``) and ``AppTest.switch_page``, as a browser would: the badge's
   ``st.page_link`` s resolve against the app, not against a lone page. ``token`` replaces
   the role's token (a bad one: the 401 message), ``url`` the hub's (a dead port: the
@@ -65,7 +65,7 @@ def serve(factory: pytest.TempPathFactory, mosquitto_bin: str,
 
 def page(name: str, role: str = "supervisor", *, token: str | None = None,
          url: str | None = None, timeout: float = 30) -> AppTest:
-    """``dashboard/pages/NAME.py`` as ``role`` (or ``token``) against the current stack (or
+    """``dashboard/views/NAME.py`` as ``role`` (or ``token``) against the current stack (or
     ``url``), run once through the app's navigation."""
     assert _current, "no stack: use dash_rig.serve in a module-scoped fixture"
     s = _current[-1]
@@ -75,7 +75,7 @@ def page(name: str, role: str = "supervisor", *, token: str | None = None,
     os.environ["FLEETFLOW_DASHBOARD_TIMEOUT_S"] = "30"
     at = AppTest.from_file(str(APP), default_timeout=timeout)
     if name != "overview":  # the app's default page
-        at.switch_page(f"pages/{name}.py")
+        at.switch_page(f"views/{name}.py")
     return at.run()
 
 

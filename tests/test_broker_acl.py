@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker import Identity, allowed, filter_covers, mosquitto_acl, rules, topic_matches
+from broker import Bridge, Identity, allowed, filter_covers, mosquitto_acl, rules, topic_matches
 from topics import ProtocolError, agent_topic, edge_topic, vda_topic
 
 ident = st.text(alphabet="abcXY09-_.", min_size=1, max_size=8)
 agent_kinds = st.sampled_from(["state", "event", "cmd", "conn"])
-edge_kinds = st.sampled_from(["events", "cmd", "status", "errors"])
+edge_kinds = st.sampled_from(["events", "cmd", "status", "errors", "vda"])
 vda_kinds = st.sampled_from(
     ["order", "instantActions", "state", "visualization", "connection", "factsheet"])
 
@@ -54,6 +54,13 @@ AGV = Identity("truck", "agv", manufacturer="Acme", serial="S7")
         (HUB, "receive", "fleetflow/v1/F9/agent/a1/state", False),
         (HUB, "publish", "fleetflow/v1/F9/edge/cmd", True),
         (HUB, "publish", "fleetflow/v1/F9/edge/events", False),
+        (HUB, "subscribe", "fleetflow/v1/+/edge/vda", True),
+        (HUB, "receive", "fleetflow/v1/F9/edge/vda", True),
+        (HUB, "publish", "fleetflow/v1/F9/edge/vda", False),
+        (EDGE, "publish", "fleetflow/v1/F1/edge/vda", True),
+        (EDGE, "publish", "fleetflow/v1/F2/edge/vda", False),
+        (A1, "receive", "fleetflow/v1/F1/edge/vda", False),
+        (AGV, "receive", "fleetflow/v1/F1/edge/vda", False),
         (ADMIN, "subscribe", "#", True),
         (ADMIN, "publish", "anything/at/all", True),
         (AGV, "publish", "uagv/v2/Acme/S7/state", True),
@@ -194,3 +201,12 @@ def test_mosquitto_acl_lists_each_users_rules() -> None:
     a1_lines = [ln for ln in blocks[0].splitlines()[1:] if ln.startswith("topic ")]
     assert a1_lines == [f"topic {r.access} {r.pattern}" for r in rules(A1)]
     assert "topic read fleetflow/v1/F1/agent/a1/cmd" in a1_lines
+
+
+def test_mosquitto_acl_and_bridge_carry_edge_vda() -> None:
+    """The generated ACL lets the hub read every edge's edge/vda, and a facility broker's
+    bridge forwards its edge/vda (QoS 1) to the cloud broker."""
+    hub_block = mosquitto_acl([HUB]).split("\nuser hub\n")[1]
+    assert "topic read fleetflow/v1/+/edge/vda" in hub_block.splitlines()
+    section = Bridge("cloud", 1883, "F1", "bridge-f1", "secret").section()
+    assert "topic fleetflow/v1/F1/edge/vda out 1" in section.splitlines()

@@ -30,6 +30,7 @@ def _dot(at: AppTest) -> str:
 
 def _of_workflow(wid: str, role: str = "supervisor") -> AppTest:
     at = page("dependencies", role)
+    at.radio(key="dep_scope").set_value("a workflow").run()
     at.text_input(key="dep_wid").input(wid).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -107,3 +108,10 @@ def test_bad_token_and_dead_hub_are_readable() -> None:
     at.radio(key="dep_scope").set_value("a facility").run()
     assert not at.exception
     assert any("not reachable" in e for e in errors(at)), errors(at)
+
+
+def test_without_a_workflow_the_page_opens_on_every_facility(stack: Stack) -> None:
+    """Opened without ?id=, the page draws every facility's graph at once."""
+    at = page("dependencies")
+    assert at.radio(key="dep_scope").value == "every facility"
+    assert not at.exception and not errors(at)

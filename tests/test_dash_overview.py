@@ -261,3 +261,15 @@ def test_throughput_is_events_per_second_between_two_readings() -> None:
     assert throughput_rows([one, two]) == [{"at": 102.0, "fa events/s": 5.0,
                                             "finished/min": 30.0, "API p50 ms": 1.5,
                                             "API p99 ms": 3.0}]
+
+
+def test_throughput_is_averaged_over_the_rate_window() -> None:
+    """Readings every 10 s, three workflows finished between 10 s and 20 s: each rate is
+    taken against the reading up to 30 s before, so the burst shows for 30 s, not 10."""
+    finished = [0, 0, 3, 3, 3]
+    history = [Sample(100.0 + 10 * i, {"fa": 10 * i}, n, 0.0, 1.0, 2.0)
+               for i, n in enumerate(finished)]
+    rows = throughput_rows(history, window_s=30.0)
+    assert [r["at"] for r in rows] == [110.0, 120.0, 130.0, 140.0]
+    assert [r["finished/min"] for r in rows] == [0.0, 9.0, 6.0, 6.0]
+    assert rows[-1]["fa events/s"] == 1.0

@@ -222,7 +222,7 @@ def test_checkpoint_and_operator_rows() -> None:
 def test_page_scripts_have_no_stray_strings(name: str) -> None:
     """Streamlit's magic writes a bare string of a page script on the page: only the module
     docstring may be one."""
-    path = Path(__file__).resolve().parent.parent / "dashboard" / "pages" / f"{name}.py"
+    path = Path(__file__).resolve().parent.parent / "dashboard" / "views" / f"{name}.py"
     body = ast.parse(path.read_text()).body[1:]
     bare = [n.lineno for n in body if isinstance(n, ast.Expr)
             and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)]

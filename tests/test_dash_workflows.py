@@ -141,14 +141,35 @@ def test_add_dependency_then_a_duplicate_is_refused_readably(stack: Stack) -> No
     assert any("The edge refused it" in e and "already depends on" in e for e in errors(at))
 
 
-def test_resume_of_an_active_workflow_is_a_readable_409(stack: Stack) -> None:
-    """Resuming a workflow that is not paused: the edge's refusal, as a sentence."""
+def test_resume_on_a_page_that_went_stale_changes_nothing(stack: Stack) -> None:
+    """The page shows a paused workflow, someone else resumes it, then Resume here: the
+    rerun reads the workflow first, finds it running and sends nothing (the button is
+    disabled now); no error, no traceback, the page shows it active."""
     with stack.client("planner") as c:
         wid = create(c, "fa")
-    at = _detail(wid, "supervisor")
+        assert c.post(f"/api/v1/workflows/{wid}/pause", json={}).status_code == 200
+        at = _detail(wid, "supervisor")
+        assert not at.button(key="wf_resume").disabled
+        assert c.post(f"/api/v1/workflows/{wid}/resume", json={}).status_code == 200
     at.button(key="wf_resume").click().run()
     _no_traceback(at)
-    assert any(e.startswith("The edge refused it") for e in errors(at))
+    assert not errors(at) and not at.success
+    assert at.button(key="wf_resume").disabled
+    assert "`active" in shown(at)
+
+
+def test_controls_follow_the_workflows_state(stack: Stack) -> None:
+    """Running: Pause, not Resume; ended: nothing but a step's retry or skip."""
+    with stack.client("planner") as c:
+        wid = create(c, "fa")
+        at = _detail(wid)
+        assert not at.button(key="wf_pause").disabled and at.button(key="wf_resume").disabled
+        assert c.delete(f"/api/v1/workflows/{wid}").status_code == 200
+    at = _detail(wid)
+    assert _wf(stack, wid)["state"] == "cancelled"
+    for key in ("wf_pause", "wf_resume", "wf_cancel", "wf_set_priority", "wf_add_dep"):
+        assert at.button(key=key).disabled, key
+    assert not at.button(key="wf_skip_step").disabled
 
 
 def test_batch_preview_counts_as_the_api_then_pauses(stack: Stack) -> None:

@@ -20,7 +20,6 @@ from agents_sim.sim import (
     SimResult,
     hub_templates,
     load_scenario,
-    run_live,
     run_virtual,
 )
 from cloud_hub import VirtualHub
@@ -278,14 +277,6 @@ def test_bad_cross_facility_fields_are_refused_by_name(
         change: Callable[[dict[str, Any]], None], message: str) -> None:
     """Each bad hub or cross-facility field is refused with its path."""
     assert _refused(change).startswith(message)
-
-
-def test_live_mode_refuses_cross_facility_before_connecting() -> None:
-    """Live mode does not create cross-facility pairs yet: refused naming the field, before
-    any connection (port 1 would not answer)."""
-    scenario = load_scenario(_doc(), base_dir=SCENARIOS)
-    with pytest.raises(ScenarioError, match=r"^cross_facility: not in live mode yet"):
-        run_live(scenario, "127.0.0.1", 1, connect_timeout=0.5)
 
 
 def test_cli_runs_the_hub_and_prints_its_state_hash(tmp_path: Path) -> None:

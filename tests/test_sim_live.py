@@ -40,8 +40,16 @@ class Stack:
                                     allow_anonymous_dev=True)
         self.edges: list[subprocess.Popen[bytes]] = []
 
-    def start(self, map_file: Path) -> Stack:
+    def start(self, map_file: Path, hub: bool = False) -> Stack:
         self.broker.start()
+        if hub:  # before the edges: it reads their retained statuses either way
+            log = open(self.tmp / "hub.log", "ab")  # noqa: SIM115 (closed below)
+            self.edges.append(subprocess.Popen(
+                [PYTHON, "-m", "fleetflow", "hub", "--broker", f"mqtt://127.0.0.1:{self.port}",
+                 "--data", str(self.tmp / "hub"), "--templates", str(ROOT / "templates"),
+                 "--username", "", "--port", str(free_port())], cwd=ROOT, stdout=log,
+                stderr=log))
+            log.close()
         for f in self.scenario.facilities:
             templates = self.tmp / f.id / "templates"
             templates.mkdir(parents=True)
@@ -75,14 +83,14 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Callable[[Scenario], Stack]]:
+def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     """Factory of a broker + edges for a scenario; everything is stopped at the end."""
     made: list[Stack] = []
 
-    def make(scenario: Scenario) -> Stack:
+    def make(scenario: Scenario, hub: bool = False) -> Stack:
         s = Stack(tmp_path, scenario)
         made.append(s)
-        return s.start(SMOKE.parent / "maps" / "warehouse.yaml")
+        return s.start(SMOKE.parent / "maps" / "warehouse.yaml", hub)
 
     yield make
     for s in made:
@@ -173,6 +181,59 @@ def test_network_drop_live_loses_the_agent_until_it_reconnects(
     assert mine[:3] == ["agent_joined", "agent_lost", "agent_joined"], mine
     done = [e for e in events if e.kind == "step_done" and e.data.get("step") == "capture"]
     assert [e.data.get("agent") for e in done] == ["spare-1"]
+
+
+CROSS = """
+name: live_cross
+seed: 3
+duration_s: 300
+drain_s: 3600
+hub: {}
+facilities:
+  - id: fa
+    map: maps/warehouse.yaml
+    templates: [pick_and_deliver]
+    fleet:
+      - {kind: robot, id_prefix: fa-robot, count: 2, capabilities: [tote_carrier], node: charger}
+      - {kind: human, id_prefix: fa-human, count: 1, capabilities: [picking], node: dock,
+         accept_delay_s: 0}
+  - id: fb
+    map: maps/warehouse.yaml
+    templates: [pick_and_deliver]
+    fleet:
+      - {kind: robot, id_prefix: fb-robot, count: 2, capabilities: [tote_carrier], node: charger}
+      - {kind: human, id_prefix: fb-human, count: 1, capabilities: [picking], node: dock,
+         accept_delay_s: 0}
+cross_facility:
+  - source: {facility: fa, template: pick_and_deliver}
+    target: {facility: fb, template: pick_and_deliver}
+    type: sequential
+    at: [10, 120]
+"""
+
+
+@pytest.mark.slow
+def test_cross_facility_pairs_run_live_through_the_stacks_hub(
+        stack: Callable[..., Stack]) -> None:
+    """Live cross-facility pairs: the target's edge holds it until the stack's hub sees the
+    source complete and releases it; every pair completes."""
+    scenario = load_scenario(CROSS, base_dir=SMOKE.parent)
+    s = stack(scenario, hub=True)
+    result = run_live(scenario, "127.0.0.1", s.port, speed=30)
+    assert result.all_terminal, (result.summary(), s.log("fb"))
+    assert sorted(result.workflows["fb"].values()) == ["completed", "completed"]
+    fa, fb = result.events["fa"], result.events["fb"]
+    for wf_id in result.workflows["fb"]:
+        source = wf_id.replace("fb-", "fa-", 1)
+        done = next(e for e in fa if e.kind == "workflow_completed"
+                    and e.workflow_id == source)
+        resolved = next(e for e in fb if e.kind == "dependency_resolved"
+                        and e.workflow_id == wf_id)
+        assert resolved.data.get("depends_on") == source, resolved.data
+        assert resolved.data.get("verdict") == "release", resolved.data
+        assert resolved.hlc > done.hlc  # released after the source ended, by the hub
+        started = next(e for e in fb if e.kind == "workflow_started" and e.workflow_id == wf_id)
+        assert started.seq > resolved.seq
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -5,6 +5,8 @@ from topics._codec import __all__ as _codec_all
 from topics._errors import ProtocolError
 from topics._limits import *  # noqa: F403
 from topics._limits import __all__ as _limits_all
+from topics._links import *  # noqa: F403
+from topics._links import __all__ as _links_all
 from topics._models import *  # noqa: F403
 from topics._models import __all__ as _models_all
 from topics._names import *  # noqa: F403
@@ -16,6 +18,7 @@ __all__ = [
     "ProtocolError",
     *_names_all,
     *_models_all,
+    *_links_all,
     *_limits_all,
     *_codec_all,
     *_vda_all,

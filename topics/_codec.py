@@ -30,6 +30,7 @@ from topics._edge_events import (
 )
 from topics._errors import ProtocolError
 from topics._limits import DEFAULT_LIMITS, Limits, check_size, check_tree
+from topics._links import VdaLinks
 from topics._models import (
     AgentCommand,
     AgentConn,
@@ -80,6 +81,7 @@ __all__ = [
     "decode_edge_status",
     "decode_error_report",
     "decode_hub_command",
+    "decode_vda_links",
     "encode",
     "pack_edge_events",
     "unpack_edge_event",
@@ -106,7 +108,7 @@ MESSAGE_TYPES: _Table = _table(
     Bid, StepAccepted, StepStarted, StepProgress, StepDone, StepFailed, SyncArrival, CommandAck,
     Assign, Cfp, Award, Pause, Resume, Cancel, SyncRelease, EventAck,
     Vote, SubStepAssigned, SubStepDone, Ballot, Follow,
-    EdgeEvent, HubCommand, EdgeStatus, ErrorReport,
+    EdgeEvent, HubCommand, EdgeStatus, ErrorReport, VdaLinks,
 )
 """Every native message class by its ``type`` name (the envelope's second element)."""
 
@@ -167,6 +169,7 @@ _EDGE_EVENT = _table(EdgeEvent)
 _HUB_COMMAND = _table(HubCommand)
 _EDGE_STATUS = _table(EdgeStatus)
 _ERROR_REPORT = _table(ErrorReport)
+_VDA_LINKS = _table(VdaLinks)
 
 
 def decode_agent_state(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentState:
@@ -207,6 +210,11 @@ def decode_edge_status(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> EdgeS
 def decode_error_report(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> ErrorReport:
     """``edge/errors`` payload → ``ErrorReport``."""
     return cast(ErrorReport, _decode(payload, _ERROR_REPORT, limits))
+
+
+def decode_vda_links(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> VdaLinks:
+    """``edge/vda`` payload → ``VdaLinks``."""
+    return cast(VdaLinks, _decode(payload, _VDA_LINKS, limits))
 
 
 def _decode(payload: object, allowed: _Table, limits: Limits) -> Message:

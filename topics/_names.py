@@ -31,10 +31,10 @@ NATIVE_PREFIX = "fleetflow/v1"
 MAX_IDENTIFIER_LENGTH = 64
 
 AgentKind = Literal["state", "event", "cmd", "conn"]
-EdgeKind = Literal["events", "cmd", "status", "errors"]
+EdgeKind = Literal["events", "cmd", "status", "errors", "vda"]
 VdaKind = Literal["order", "instantActions", "state", "visualization", "connection", "factsheet"]
 AGENT_KINDS: tuple[AgentKind, ...] = ("state", "event", "cmd", "conn")
-EDGE_KINDS: tuple[EdgeKind, ...] = ("events", "cmd", "status", "errors")
+EDGE_KINDS: tuple[EdgeKind, ...] = ("events", "cmd", "status", "errors", "vda")
 VDA_KINDS: tuple[VdaKind, ...] = (
     "order", "instantActions", "state", "visualization", "connection", "factsheet",
 )

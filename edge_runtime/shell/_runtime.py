@@ -77,8 +77,7 @@ class EdgeRuntime:
         """Inputs of the shell's own making for the next batch (``Restarted``)."""
         self._follow: deque[tuple[Input | VdaInbound, str]] = deque()
         """Inputs (and topics) in ``_handle``: the one in hand first, then those it gave rise to."""
-        self._gauges_at = 0.0
-        self._vda_tick_at = 0.0
+        self._gauges_at = self._vda_tick_at = 0.0
         self._loop_thread: threading.Thread | None = None
         self._topics = {k: edge_topic(config.facility, k) for k in ("events", "cmd", "errors")}
         self._wiring: CoreHost = open_core(config, clock())
@@ -209,6 +208,7 @@ class EdgeRuntime:
         if self._wiring.vda is not None and now - self._vda_tick_at >= 1.0:
             self._vda_tick_at = now
             self._vda(self._wiring.vda.tick(now), now, "", work)
+            work.out.extend(self._wiring.vda_status_due(now, self._link.session))  # edge/vda
         for item in batch:
             if self._link.note(item):
                 continue

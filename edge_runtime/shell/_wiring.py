@@ -32,6 +32,7 @@ from edge_runtime.facility import UNREACHABLE, FacilityMap, load_map, map_cost, 
 from edge_runtime.shell._config import EdgeConfig
 from edge_runtime.shell._intake import Inbound, Intake, Reject, VdaInbound
 from edge_runtime.shell._journal import Journal, boot_record
+from edge_runtime.shell._vda_status import Out, VdaStatus
 from edge_runtime.store import EventStore, WorkflowCache, maybe_snapshot, recover, store_path
 from edge_runtime.templates import read_template_sources, templates_from_sources
 from edge_runtime.vda5050 import VdaBridge, VdaMaster, VdaTranslation
@@ -72,6 +73,8 @@ class CoreHost:
     """Snapshots saved by this process."""
     journal: Journal | None = None
     """The core's inputs being recorded (``EdgeConfig.record_inputs``), else ``None``."""
+    vda_status: VdaStatus | None = None
+    """The ``edge/vda`` link health, if VDA is on."""
 
     def handle(self, inbound: Input, now: float) -> list[Effect]:
         """``Core.handle``, the input recorded first if inputs are (refused: marked so).
@@ -94,6 +97,8 @@ class CoreHost:
         inbound = intake.decode(topic, payload)
         if self.journal is not None and isinstance(inbound, Message):
             self.journal.wire(inbound, payload)
+        elif self.vda_status is not None and isinstance(inbound, Reject):
+            self.vda_status.refused(topic)  # an AGV's refused message counts in edge/vda
         return inbound
 
     def known_agent(self, agent_id: str) -> bool:
@@ -164,8 +169,17 @@ class CoreHost:
         """Feed a VDA 5050 message to the master; the core inputs and messages it yields."""
         if self.vda is None:
             raise VdaUnsupported("this edge does not run the VDA 5050 master (--vda)")
-        return self.vda.inbound(inbound.manufacturer, inbound.serial_number, inbound.kind,
-                                inbound.message, now)
+        try:
+            return self.vda.inbound(inbound.manufacturer, inbound.serial_number, inbound.kind,
+                                    inbound.message, now)
+        except ProtocolError:  # refused by the master (identity, version): counted too
+            if self.vda_status is not None:
+                self.vda_status.health.refused(inbound.manufacturer, inbound.serial_number)
+            raise
+
+    def vda_status_due(self, now: float, session: int) -> list[Out]:
+        """The ``edge/vda`` message to publish now, if VDA is on and it changed."""
+        return self.vda_status.due(now, session) if self.vda_status is not None else []
 
     def encode_publish(self, effect: Publish) -> bytes | None:
         """The payload of a Publish effect: msgpack for native, JSON for VDA 5050 topics."""
@@ -245,4 +259,5 @@ def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
         journal.boot(boot_record(config, store.last_seq, sources),
                      time.time() if now is None else now)
     return CoreHost(core=core, store=store, facility_map=facility_map, templates=templates,
-                    vda=vda, journal=journal)
+                    vda=vda, journal=journal,
+                    vda_status=VdaStatus(config.facility, vda) if vda is not None else None)

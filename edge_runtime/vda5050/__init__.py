@@ -3,10 +3,12 @@
 ``VdaMaster`` turns steps into orders and instant actions and AGV states into outcomes;
 ``VdaBridge`` translates between those outcomes and the core's native inputs. The shell
 carries the JSON messages (``uagv/v2/...``). What both know is kept as durable records
-(``VdaBridge.changed``/``load``, ``encode_record``/``decode_record``).
+(``VdaBridge.changed``/``load``, ``encode_record``/``decode_record``). ``VdaHealth`` makes the
+link health the shell publishes on ``edge/vda`` (not a record).
 """
 
 from edge_runtime.vda5050._bridge import VdaBridge, VdaTranslation
+from edge_runtime.vda5050._health import VdaHealth
 from edge_runtime.vda5050._master import VdaMaster, vda_timestamp
 from edge_runtime.vda5050._order import (
     VERSION_ONLY_FIELDS,
@@ -57,6 +59,7 @@ __all__ = [
     "VdaAgvLost",
     "VdaAgvOnline",
     "VdaBridge",
+    "VdaHealth",
     "VdaInstantResult",
     "VdaMaster",
     "VdaMessage",

@@ -52,6 +52,7 @@ from edge_runtime.vda5050._track import (
     Tracked,
     observe_state,
     on_connection,
+    rejected,
     silent,
     step_failed,
     track,
@@ -95,6 +96,10 @@ class VdaMaster(MasterState):
         """No state for this long means the AGV is lost (the spec's state period is 30 s)."""
         self.interface: str = interface
         self.major: str = major
+        self.rejections: dict[tuple[str, str], int] = {}
+        """Orders or updates each AGV rejected since this master was made, by
+        (manufacturer, serialNumber): link health (``_health``), not a record — a restarted
+        edge counts afresh."""
 
     # --- wiring ----------------------------------------------------------------------
 
@@ -177,7 +182,11 @@ class VdaMaster(MasterState):
         out.extend(observe_instants(s, state))
         if s.active is not None:
             a = s.active
-            out.extend(self._carry_out(s, a, track(s, a, state, now, self.resend_after_s), now))
+            tracked = track(s, a, state, now, self.resend_after_s)
+            if rejected(tracked):
+                key = (s.manufacturer, s.serial_number)
+                self.rejections[key] = self.rejections.get(key, 0) + 1
+            out.extend(self._carry_out(s, a, tracked, now))
         out.extend(self._instants_due(s, now))
         out.extend(self._dispatch(s, now))
         return out

@@ -37,6 +37,7 @@ __all__ = [
     "lose",
     "observe_state",
     "on_connection",
+    "rejected",
     "silent",
     "step_failed",
     "track",
@@ -287,6 +288,12 @@ def _progress(s: AgvSession, a: RunningOrder, state: dict[str, Any],
             out.append(step_failed(s, job, plan.order_id, "order_aborted",
                                    "the AGV dropped the order before finishing it", True))
     return out
+
+
+def rejected(tracked: Tracked) -> bool:
+    """Whether the AGV rejected the order or its update (§6.6.4, ``_rejection``): ``track``
+    then reports the step failed with the rejection's errorType, which nothing else uses."""
+    return any(isinstance(o, VdaStepFailed) and o.error_type in _REJECTIONS for o in tracked)
 
 
 def _resend_if_due(a: RunningOrder, now: float, resend_after_s: float) -> Tracked:

@@ -17,8 +17,9 @@ MOST = 500  # most workflows one facility's (or every facility's) graph reads
 badge()
 st.title("Dependencies")
 hub = api()
+# Opened from a workflow (?id=…): its graph; else the whole picture, across facilities.
 scope = st.radio("Graph of", ("a workflow", "a facility", "every facility"), horizontal=True,
-                 key="dep_scope")
+                 key="dep_scope", index=0 if st.query_params.get("id") else 2)
 wid = ""
 facility = ""
 if scope == "a workflow":

@@ -1,6 +1,7 @@
 """Agents: the facility map with every agent at its node (status, battery), the agents'
-table, an agent's workflows, the VDA 5050 AGVs (mode, e-stop, safety conflicts) and the
-scoped safety stop with its release (supervisor)."""
+table, an agent's workflows, the VDA 5050 AGVs (mode, e-stop, safety conflicts) and their
+links' health (the links that need attention flagged), and the scoped safety stop with its
+release (supervisor)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard._agents import (
-    VDA_NOT_CARRIED,
     agent_rows,
     stop_label,
     stops_in_force,
+    vda_attention,
+    vda_link_rows,
+    vda_report_caption,
     vda_rows,
     workflow_rows,
 )
@@ -76,7 +79,14 @@ def _figures() -> None:
         st.dataframe(pd.DataFrame(vda), hide_index=True, width="stretch")
     else:
         st.caption("No VDA 5050 AGV (nor other agent the edge bids for) in this facility.")
-    st.caption(VDA_NOT_CARRIED)
+    st.subheader("VDA 5050 links")
+    report = call(lambda: hub.vda_links(facility))
+    if report is not None:
+        if needing := vda_attention(report):
+            st.warning("VDA 5050 links that need attention: " + " · ".join(needing), icon="⚠️")
+        if rows := vda_link_rows(report):
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(vda_report_caption(report))
 
 
 _figures()
