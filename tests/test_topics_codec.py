@@ -23,6 +23,8 @@ from topics import (
     Message,
     ProtocolError,
     StepDone,
+    VdaAgvError,
+    VdaLink,
     decode,
     decode_agent_command,
     decode_agent_conn,
@@ -32,6 +34,7 @@ from topics import (
     decode_edge_status,
     decode_error_report,
     decode_hub_command,
+    decode_vda_links,
     encode,
 )
 
@@ -95,6 +98,17 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "role": opt_ident, "team": st.lists(ident, max_size=5), "leader": ident,
     "target": opt_ident,
 }
+FIELDS["links"] = st.lists(st.builds(
+    VdaLink, agent_id=ident, manufacturer=ident, serial_number=ident,
+    connection=st.sampled_from(["ONLINE", "OFFLINE", "CONNECTIONBROKEN", "UNKNOWN"]),
+    state_age_s=st.none() | st.floats(min_value=0, max_value=1e9),
+    order_unacked_s=st.none() | st.floats(min_value=0, max_value=1e9),
+    instants_unacked=st.integers(min_value=0, max_value=1000),
+    rejections=st.integers(min_value=0, max_value=1000),
+    errors=st.lists(st.builds(VdaAgvError, error_type=ident,
+                              level=st.sampled_from(["WARNING", "FATAL"]),
+                              description=st.text(max_size=100)), max_size=3)), max_size=3)
+FIELDS["left_out"] = st.integers(min_value=0, max_value=10_000)
 FIELD_OVERRIDES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("edge_event", "kind"): ident,
     ("edge_event", "workflow_id"): opt_ident,
@@ -129,6 +143,7 @@ any_message = st.one_of([model_strategy(n, c) for n, c in MESSAGE_TYPES.items()]
 DECODERS: list[Callable[[bytes], Message]] = [
     decode_agent_state, decode_agent_event, decode_agent_conn, decode_agent_command,
     decode_hub_command, decode_edge_event, decode_edge_status, decode_error_report,
+    decode_vda_links,
 ]
 KIND_DECODER: dict[str, Callable[[bytes], Message]] = {
     "conn": decode_agent_conn, "state": decode_agent_state,
@@ -139,6 +154,7 @@ KIND_DECODER: dict[str, Callable[[bytes], Message]] = {
                      "event_ack", "follow", "ballot"], decode_agent_command),
     "edge_event": decode_edge_event, "hub_command": decode_hub_command,
     "edge_status": decode_edge_status, "error_report": decode_error_report,
+    "vda_links": decode_vda_links,
 }
 
 
