@@ -328,6 +328,15 @@ class FleetRunner:
         return conn.client.publish(topic, encode(item.message), qos=item.qos, retain=item.retain)
 
 
+_DEFAULT_CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "robot": ("camera", "pallet_jack", "shelf_lift", "tote_carrier"),
+    "human": ("fitter", "picking", "rework"),
+    "ai": ("defect_detection",),
+}
+"""``mixed_fleet``'s capabilities per kind: every one the shipped templates ask for
+(tests/test_templates_fit.py keeps the two in step)."""
+
+
 def mixed_fleet(
     n: int,
     *,
@@ -336,16 +345,14 @@ def mixed_fleet(
     capabilities: dict[str, tuple[str, ...]] | None = None,
     **spec_args: Any,
 ) -> list[AgentSpec]:
-    """``n`` agent specs cycling through ``kinds``, with default capabilities per kind.
+    """``n`` agent specs cycling through ``kinds``, with default capabilities per kind:
+    those the shipped templates (``templates/*.yaml``) ask for, so a default fleet can run
+    every one of them.
 
     >>> [(s.agent_id, s.kind) for s in mixed_fleet(3, kinds=("robot", "ai"))]
     [('robot-1', 'robot'), ('ai-2', 'ai'), ('robot-3', 'robot')]
     """
-    caps = capabilities or {
-        "robot": ("transport", "pick"),
-        "human": ("pick", "inspect", "repair"),
-        "ai": ("inspect", "classify"),
-    }
+    caps = capabilities or _DEFAULT_CAPABILITIES
     base_seed = int(spec_args.pop("seed", 0))
     specs = []
     for i in range(n):

@@ -7,7 +7,7 @@ Workflows run in batches as large as the fleet, so no workflow ever waits for a 
 every workflow goes through exactly the same transitions.
 
 What counts as a transition (the same on both sides): one state change of a workflow in the
-DESIGN §5 hierarchy, or one state change of a step in its lifecycle. Per workflow that is
+docs/design.md §5 hierarchy, or one state change of a step in its lifecycle. Per workflow that is
 1 (start) + 5 x 4 (step_preparation, step_execution, step_validation, step_cleanup)
 + 1 (complete) = 22 workflow transitions and 5 x 8 (ready, allocating, assigned, preparing,
 executing, validating, cleanup, done) = 40 step transitions: 62.

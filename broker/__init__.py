@@ -14,7 +14,7 @@ from broker._acl import (
     topic_matches,
 )
 from broker._amqtt_version import AMQTT_VERSION, check_amqtt_version
-from broker._mosquitto import Bridge, mosquitto_acl, write_mosquitto_config
+from broker._mosquitto import Bridge, existing_bridge, mosquitto_acl, write_mosquitto_config
 from broker._mosquitto_process import MOSQUITTO_PATH, find_mosquitto, mosquitto
 from broker._passwd import (
     DEFAULT_ITERATIONS,
@@ -57,6 +57,7 @@ __all__ = [
     "amqtt_config",
     "check_amqtt_version",
     "die_with_parent",
+    "existing_bridge",
     "filter_covers",
     "find_mosquitto",
     "free_port",

@@ -1,4 +1,4 @@
-"""Who may publish, subscribe to and receive which topic (DESIGN §9), as a pure function.
+"""Who may publish, subscribe to and receive which topic (docs/design.md §9), as a pure function.
 
 The rules of each role are MQTT topic patterns with the identity's own values filled in;
 the same rules drive the amqtt plugin (through :func:`allowed`) and the generated

@@ -1,4 +1,4 @@
-"""The cloud hub (DESIGN §7): every facility's events in one view, edge-cloud sync with
+"""The cloud hub (docs/design.md §7): every facility's events in one view, edge-cloud sync with
 consistency levels, cross-facility dependencies and conflicts, the REST/WebSocket API."""
 
 from cloud_hub._api import create_app

@@ -10,6 +10,7 @@ or a reply whose ``result.refused`` says so settles it. API threads wait on ``Fu
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from edge_runtime.core import Event
 from topics import ErrorReport, HubCommand, encode
 
 __all__ = ["CommandBook", "Waiters"]
+
+_log = logging.getLogger(__name__)
 
 _FIRST_DELAY, _MAX_DELAY = 1.0, 30.0
 
@@ -175,6 +178,9 @@ class CommandBook:
         batch.put("commands", command_id.encode(), cmd.model_dump_json().encode())
         batch.delete("index", key(b"cmdp", command_id))
         self.settled += 1
+        if state == "refused":  # the API caller sees it on the command; the log says it too
+            _log.info("command %s (%s) on %s refused: %s", command_id, cmd.action, facility,
+                      error)
         return cmd
 
     def depth(self) -> int:

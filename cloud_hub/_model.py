@@ -1,4 +1,4 @@
-"""What the hub serves (DESIGN §7): the read models of its global view and of commands, as
+"""What the hub serves (docs/design.md §7): the read models of its global view and of commands, as
 pydantic models the REST API returns as they are (and OpenAPI documents)."""
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class StepOut(_Out):
     outputs: dict[str, Any] | None = None
     error: str | None = None
     progress: float = 0.0
+    waiting_for: str | None = None
+    """Why a step waiting for an agent has none yet, e.g. "no robot agent with capabilities lift has
+    joined" (docs/workflows.md, "Why a workflow waits"); as of the workflow's last change."""
 
 
 class DependencyOut(_Out):

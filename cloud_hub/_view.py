@@ -41,7 +41,8 @@ __all__ = [
 def workflow_out(facility: str, v: WorkflowView, seq: int) -> WorkflowOut:
     """The read model of an edge's workflow view."""
     steps = [StepOut(id=s.id, kind=s.kind, state=s.state, attempt=s.attempt, agent=s.agent,
-                     outputs=s.outputs, error=s.error, progress=s.progress)
+                     outputs=s.outputs, error=s.error, progress=s.progress,
+                     waiting_for=s.waiting_for)
              for s in v.steps.values()]
     return WorkflowOut(
         id=v.id, facility=facility, template=v.template, version=v.version, state=v.state,

@@ -1,4 +1,4 @@
-"""Per-facility edge runtime (DESIGN §3): a sans-IO core inside a thin I/O shell.
+"""Per-facility edge runtime (docs/design.md §3): a sans-IO core inside a thin I/O shell.
 
 Subpackages, each with a small public surface (``__all__``):
 

@@ -12,16 +12,19 @@ import sys
 from collections.abc import Sequence
 
 from fleetflow._errors import CliError
+from fleetflow._parser import CliParser
 
 __all__ = ["CliError", "build_parser", "main"]
 
 # Order is the order of `fleetflow --help`.
-_COMMANDS = ("up", "broker", "edge", "hub", "sim", "dashboard", "bench")
+_COMMANDS = ("up", "broker", "edge", "hub", "wf", "templates", "sim", "dashboard", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser, every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    # CliParser: one-line errors and unknown options named, for every subcommand too
+    # (add_subparsers makes its parsers of the parser's own class).
+    parser = CliParser(
         prog="fleetflow",
         description="Workflows carried out by robots, people and AI agents, over MQTT.",
     )

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fleetflow._errors import CliError
+from fleetflow._data import data_root
+from fleetflow._errors import CliError, port_in_use
+from fleetflow._parser import add_log_level
 
 _ANON_WARNING = """\
 fleetflow broker: ************************************************************
@@ -33,7 +35,8 @@ def _env_int(name: str, default: int | None) -> int | None:
 def _passwd_flag(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument(
         "--passwd", type=Path, default=default, metavar="FILE",
-        help="user file (env FLEETFLOW_BROKER_PASSWD; default ./.fleetflow/passwd)",
+        help="user file (env FLEETFLOW_BROKER_PASSWD; default DATA/passwd, DATA being env "
+             "FLEETFLOW_DATA or ./.fleetflow)",
     )
 
 
@@ -59,12 +62,10 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default=os.environ.get("FLEETFLOW_BROKER_HOST", "127.0.0.1"),
                    help="address to listen on (env FLEETFLOW_BROKER_HOST; default 127.0.0.1)")
     _listener_flags(p, None)
-    _passwd_flag(p, Path(os.environ.get("FLEETFLOW_BROKER_PASSWD", ".fleetflow/passwd")))
+    _passwd_flag(p, Path(os.environ.get("FLEETFLOW_BROKER_PASSWD") or data_root() / "passwd"))
     p.add_argument("--allow-anonymous-dev", action="store_true",
                    help="DEVELOPMENT ONLY: admit clients without user name, with full access")
-    p.add_argument("--log-level", default="warning",
-                   choices=("debug", "info", "warning", "error"),
-                   help="info logs every refused connection and denied topic")
+    add_log_level(p, "warning", "; info logs every refused connection and denied topic")
     p.set_defaults(handler=_run)
     bsub = p.add_subparsers(dest="broker_command", metavar="SUBCOMMAND")
 
@@ -100,6 +101,9 @@ def register(sub: Any) -> None:
     mc.add_argument("--facility", help="facility whose edge topics the bridge carries")
     mc.add_argument("--bridge-user", help="user on the cloud broker (role edge there)")
     mc.add_argument("--bridge-password", help="its password")
+    mc.add_argument("--no-bridge", action="store_true",
+                    help="drop the bridge of a config already in DIR (without --bridge-to, "
+                         "it is kept)")
     mc.set_defaults(handler=_mosquitto_config)
 
 
@@ -134,15 +138,27 @@ def _run(args: argparse.Namespace) -> int:
         PasswordFile(settings.passwd).users()
     except PasswdError as exc:
         raise CliError(str(exc)) from None
+    _check_ports(settings)
     if settings.allow_anonymous_dev:
         print(_ANON_WARNING, file=sys.stderr, flush=True)
     try:
-        return run_broker(settings, log_level=args.log_level)
+        return run_broker(settings, log_level=args.log_level.lower())
     except PortInUseError as exc:
         env = "FLEETFLOW_BROKER_TLS_PORT" if exc.flag == "--tls-port" else "FLEETFLOW_BROKER_PORT"
-        raise CliError(f"{exc.strerror}; pick another with {exc.flag} (or {env})") from None
+        raise port_in_use(exc.flag, exc.port, exc.host, env=env) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror or exc}") from None
+
+
+def _check_ports(settings: Any) -> None:
+    """A taken port as one line, before anything else is printed (the broker checks again
+    when it binds, for a port taken in between)."""
+    from fleetflow._up_parts import port_free
+
+    for flag, port, env in (("--port", settings.port, "FLEETFLOW_BROKER_PORT"),
+                            ("--tls-port", settings.tls_port, "FLEETFLOW_BROKER_TLS_PORT")):
+        if port and not port_free(settings.host, port):
+            raise port_in_use(flag, port, settings.host, env=env)
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -201,7 +217,7 @@ def _passwd_list(args: argparse.Namespace) -> int:
 
 
 def _mosquitto_config(args: argparse.Namespace) -> int:
-    from broker import Bridge, PasswdError, PasswordFile, write_mosquitto_config
+    from broker import Bridge, PasswdError, PasswordFile, existing_bridge, write_mosquitto_config
     from topics import ProtocolError
 
     settings = _settings(args)
@@ -217,6 +233,9 @@ def _mosquitto_config(args: argparse.Namespace) -> int:
         bridge = Bridge(host, int(port), args.facility, args.bridge_user, args.bridge_password)
     elif args.facility or args.bridge_user or args.bridge_password:
         raise CliError("--facility, --bridge-user and --bridge-password go with --bridge-to")
+    if bridge is not None and args.no_bridge:
+        raise CliError("--no-bridge and --bridge-to exclude each other")
+    kept = None if bridge is not None or args.no_bridge else existing_bridge(args.directory)
     if not settings.passwd.exists():
         raise CliError(f"no user file at {settings.passwd}; add users with "
                        "`fleetflow broker passwd add`")
@@ -224,9 +243,13 @@ def _mosquitto_config(args: argparse.Namespace) -> int:
         conf = write_mosquitto_config(
             args.directory, PasswordFile(settings.passwd), host=args.listen,
             port=settings.port, tls_port=settings.tls_port, certfile=settings.certfile,
-            keyfile=settings.keyfile, bridge=bridge,
+            keyfile=settings.keyfile, bridge=bridge, keep_bridge=not args.no_bridge,
         )
     except (PasswdError, ProtocolError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    if kept is not None:
+        address = next((ln.split()[1] for ln in kept.splitlines() if ln.startswith("address ")),
+                       "?")
+        print(f"kept the bridge to {address} already in {conf} (drop it with --no-bridge)")
     print(f"wrote {conf} (run: mosquitto -c {conf})")
     return 0

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleetflow._errors import CliError
+from fleetflow._errors import CliError, port_in_use
 
 __all__ = ["APP", "register", "streamlit_command"]
 
@@ -88,8 +88,7 @@ def _check(args: argparse.Namespace) -> None:
     if not 0 < args.refresh <= 3600:
         raise CliError("--refresh must be a number of seconds between 0 and 3600")
     if not port_free(args.host, args.port):
-        raise CliError(f"port {args.port} on {args.host} is already in use; pick another "
-                       "with --port (or FLEETFLOW_DASHBOARD_PORT)")
+        raise port_in_use("--port", args.port, args.host, env="FLEETFLOW_DASHBOARD_PORT")
 
 
 def streamlit_command(host: str, port: int) -> list[str]:

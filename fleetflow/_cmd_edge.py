@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fleetflow._errors import CliError
+from fleetflow._data import data_root
+from fleetflow._errors import CliError, port_in_use
+from fleetflow._parser import add_log_level, setup_logging
 
 
 def register(sub: Any) -> None:
@@ -50,11 +54,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca", default=_env("TLS_CA"), help="CA certificate file (PEM)")
     p.add_argument("--tls-cert", default=_env("TLS_CERT"), help="client certificate (PEM)")
     p.add_argument("--tls-key", default=_env("TLS_KEY"), help="client key (PEM)")
-    p.add_argument("--data", default=_env("DATA"), metavar="DIR",
-                   help="data directory (default ./.fleetflow/edge-FACILITY)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="the edge's own store directory (default DATA/edge-FACILITY, DATA "
+                        "being env FLEETFLOW_DATA or ./.fleetflow)")
     p.add_argument("--map", default=_env("MAP"), help="facility map (YAML or JSON)")
     p.add_argument("--templates", default=_env("TEMPLATES"), metavar="DIR",
-                   help="workflow templates directory (default ./templates)")
+                   help="workflow templates directory (env FLEETFLOW_TEMPLATES; default "
+                        "./templates: the working directory's)")
     p.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", "0") or 0),
                    help="Prometheus /metrics port; 0 = off (default)")
     p.add_argument("--metrics-host", default=_env("METRICS_HOST", "127.0.0.1"),
@@ -129,8 +135,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                         "--serial agv1 --node dock --x 0 --y 0 --map-id demo_floor`")
     p.add_argument("--vda-capabilities", default=_env("VDA_CAPABILITIES", "transport"),
                    help="comma-separated capabilities of every VDA AGV (default %(default)s)")
-    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_log_level(p, "info")
 
 
 def parse_broker(url: str) -> tuple[str, int, bool]:
@@ -146,9 +151,7 @@ def parse_broker(url: str) -> tuple[str, int, bool]:
 
 
 def _run_edge(args: argparse.Namespace) -> int:
-    import logging
-    from pathlib import Path
-
+    from edge_runtime.core import TemplateError
     from edge_runtime.facility import MapError
     from edge_runtime.shell import EdgeConfig, EdgeRuntime
     from edge_runtime.store import StoreError
@@ -169,19 +172,21 @@ def _run_edge(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if not 0 <= args.metrics_port <= 65535:
         raise CliError(f"--metrics-port {args.metrics_port} is not a port number")
+    _check_metrics_port(args)
     if not args.liveness_s > 0:
         raise CliError("--liveness-s must be positive")
     if args.stall_factor is not None and not 0 < args.stall_factor < 1e6:
         raise CliError("--stall-factor must be a positive number")
     consistency = _consistency_config(args)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s edge %(levelname)s %(message)s")
-    data = Path(args.data or f".fleetflow/edge-{args.facility}")
+    setup_logging(args.log_level, "%(asctime)s edge %(levelname)s %(message)s")
+    data = Path(args.data) if args.data else data_root() / f"edge-{args.facility}"
+    templates = _templates_dir(args)
     config = EdgeConfig(
         facility=args.facility, data_dir=data, host=host, port=port, tls=tls,
         username=args.username, password=args.password,
         tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
         map_path=Path(args.map) if args.map else None,
-        templates_dir=Path(args.templates) if args.templates else None,
+        templates_dir=templates,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host,
         liveness_s=args.liveness_s, sync=args.sync, snapshot_every=args.snapshot_every,
         batch_max=args.batch_max, vda=args.vda, watchdog_s=args.watchdog_s,
@@ -193,12 +198,49 @@ def _run_edge(args: argparse.Namespace) -> int:
     )
     try:
         runtime = EdgeRuntime(config)
+    except TemplateError as exc:
+        # The templates were read without fault above: the store's workflows need others.
+        raise CliError(f"--templates {templates} does not fit the store in {data.absolute()}: "
+                       f"{exc} (start with the templates the store was made with)") from None
     except (StoreError, MapError, OSError) as exc:
         raise CliError(str(exc)) from None
     try:
         return runtime.run()
-    except OSError as exc:  # e.g. the metrics port is taken
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:  # taken between the check and the bind
+            raise port_in_use("--metrics-port", args.metrics_port, args.metrics_host,
+                              env="FLEETFLOW_METRICS_PORT", zero=True) from None
         raise CliError(str(exc)) from None
+
+
+def _check_metrics_port(args: argparse.Namespace) -> None:
+    from fleetflow._up_parts import port_free
+
+    if args.metrics_port and not port_free(args.metrics_host, args.metrics_port):
+        raise port_in_use("--metrics-port", args.metrics_port, args.metrics_host,
+                          env="FLEETFLOW_METRICS_PORT", zero=True)
+
+
+def _templates_dir(args: argparse.Namespace) -> Path:
+    """The templates directory as an absolute path, its templates checked: a missing
+    directory, a file, or a bad template is one line naming the full path."""
+    from edge_runtime.core import TemplateError
+    from edge_runtime.templates import check_templates_dir, load_templates
+
+    given = args.templates is not None
+    directory = Path(args.templates if given else "templates").absolute()
+    try:
+        check_templates_dir(directory)
+    except TemplateError as exc:
+        if given:
+            raise CliError(f"--templates: {exc}") from None
+        raise CliError(f"no --templates given and {exc} (the default is ./templates in the "
+                       "working directory; pass --templates DIR)") from None
+    try:
+        load_templates(directory)  # the edge reads them again: here, one line, exit 2
+    except TemplateError as exc:
+        raise CliError(f"bad template: {exc}") from None
+    return directory
 
 
 # --- backup ------------------------------------------------------------------------------
@@ -213,7 +255,9 @@ def _backup(args: argparse.Namespace) -> int:
             facility = store.facility
     except StoreError as exc:
         raise CliError(str(exc)) from None
-    print(f"backed up facility {facility}: events 1..{last_seq} from {source} to {args.dest}")
+    # An empty store has no range to name: "events 1..0" read as a bug.
+    held = f"events 1..{last_seq}" if last_seq else "no events yet (an empty store)"
+    print(f"backed up facility {facility}: {held} from {source} to {args.dest}")
     return 0
 
 

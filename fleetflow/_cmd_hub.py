@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from fleetflow._cmd_edge import parse_broker
-from fleetflow._cmd_hub_token import DEFAULT_HUB_DATA, register_token
-from fleetflow._errors import CliError
+from fleetflow._cmd_hub_token import hub_data_dir, register_token
+from fleetflow._errors import CliError, port_in_use
+from fleetflow._parser import add_log_level, setup_logging
 
 _CONSISTENCY = ("strong", "eventual", "bounded_staleness")
 
@@ -39,8 +41,9 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-cert", default=_env("TLS_CERT"), help="client certificate (PEM)")
     p.add_argument("--tls-key", default=_env("TLS_KEY"), help="client key (PEM)")
     p.add_argument("--data", default=None, metavar="DIR",
-                   help=f"data directory: the hub's store and tokens.json (env "
-                        f"FLEETFLOW_HUB_DATA; default ./{DEFAULT_HUB_DATA})")
+                   help="data directory: the hub's store and tokens.json (env "
+                        "FLEETFLOW_HUB_DATA; default DATA/hub, DATA being env FLEETFLOW_DATA "
+                        "or ./.fleetflow)")
     p.add_argument("--templates", default=_env("TEMPLATES"), metavar="DIR",
                    help="workflow templates directory (default ./templates)")
     p.add_argument("--maps", default=_env("HUB_MAPS"), metavar="PATH",
@@ -63,8 +66,7 @@ def register(sub: Any) -> None:
                    help="how a double-booking of a shared agent or resource across "
                         "facilities is settled when its loan names none (default "
                         "%(default)s)")
-    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"),
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_log_level(p, "info")
     p.set_defaults(handler=_run_hub)
     register_token(p.add_subparsers(dest="hub_command", metavar="{token}", required=False))
 
@@ -72,19 +74,37 @@ def register(sub: Any) -> None:
 def _check(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port} is not a port number")
+    from fleetflow._up_parts import port_free
+
+    if args.port and not port_free(args.host, args.port):
+        raise port_in_use("--port", args.port, args.host, env="FLEETFLOW_HUB_PORT")
     for flag in ("command_timeout", "staleness"):
         value = getattr(args, flag)
         if not 0 < value < 1e6:
             raise CliError(f"--{flag.replace('_', '-')} must be a positive number of seconds")
+    if args.templates is not None and not Path(args.templates).is_dir():
+        what = "is a file, not a directory" if Path(args.templates).exists() else "does not exist"
+        raise CliError(f"--templates: templates directory {Path(args.templates).absolute()} "
+                       f"{what}")
     if args.consistency not in _CONSISTENCY:
         raise CliError(f"FLEETFLOW_HUB_CONSISTENCY {args.consistency!r} is not one of "
                        f"{', '.join(_CONSISTENCY)}")
 
 
+def _say_loaded(hub: Any, args: argparse.Namespace) -> None:
+    """One line of what the hub loaded: templates (and from where), maps, facilities known
+    from its store — what a newcomer checks first when a workflow will not start."""
+    names = sorted({str(t["name"]) for t in hub.templates()})
+    where = (Path(args.templates).absolute() if args.templates
+             else "the shipped templates/ (no --templates)")
+    maps = Path(args.maps).absolute() if args.maps else "none (--maps)"
+    known = sorted(f.id for f in hub.facilities())
+    print(f"fleetflow hub: templates {', '.join(names) or 'none'} from {where}; maps {maps}; "
+          f"facilities known {', '.join(known) or 'none yet'}", flush=True)
+
+
 def _run_hub(args: argparse.Namespace) -> int:
-    import logging
     import signal
-    from pathlib import Path
 
     import uvicorn
 
@@ -92,8 +112,8 @@ def _run_hub(args: argparse.Namespace) -> int:
 
     _check(args)
     host, port, tls = parse_broker(args.broker)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s hub %(levelname)s %(message)s")
-    data = Path(args.data or _env("HUB_DATA") or DEFAULT_HUB_DATA)
+    setup_logging(args.log_level, "%(asctime)s hub %(levelname)s %(message)s")
+    data = hub_data_dir(args.data)
     try:
         config = HubConfig(
             data_dir=data, host=host, port=port, username=args.username or None,
@@ -119,6 +139,7 @@ def _run_hub(args: argparse.Namespace) -> int:
             access_log=args.log_level == "DEBUG", lifespan="off"))
         print(f"fleetflow hub: API on http://{args.host}:{args.port} (docs at /docs), "
               f"broker {args.broker}, data {data}", flush=True)
+        _say_loaded(hub, args)
         # uvicorn handles SIGTERM/SIGINT (stops accepting, finishes open requests), then
         # raises the signal again for the handler it found: make that one a no-op, so the
         # hub below is stopped and its store closed, rather than the process killed.

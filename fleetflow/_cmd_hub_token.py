@@ -2,7 +2,8 @@
 
 ``register_token(hub_subparsers)`` is called by ``fleetflow/_cmd_hub.py`` on the ``hub``
 command's subparsers. The token file is ``DIR/tokens.json`` in the hub's data directory
-(``--data``, env ``FLEETFLOW_HUB_DATA``, default ``./.fleetflow/hub``); a running hub sees
+(``--data``, env ``FLEETFLOW_HUB_DATA``, default ``$FLEETFLOW_DATA/hub``, that is
+``./.fleetflow/hub`` when ``FLEETFLOW_DATA`` is unset); a running hub sees
 every change at its next request.
 """
 
@@ -15,19 +16,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fleetflow._data import data_root
 from fleetflow._errors import CliError
 
-__all__ = ["DEFAULT_HUB_DATA", "register_token"]
+__all__ = ["DEFAULT_HUB_DATA", "hub_data_dir", "register_token"]
 
 DEFAULT_HUB_DATA = ".fleetflow/hub"
+"""The hub's data directory when neither ``FLEETFLOW_HUB_DATA`` nor ``FLEETFLOW_DATA`` is set."""
 _ROLES = ("viewer", "supervisor", "planner", "admin")
 
 
 def _data_flag(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: a `--data` given to `fleetflow hub` itself is kept when this one is absent.
     p.add_argument("--data", type=Path, default=argparse.SUPPRESS, metavar="DIR",
-                   help="the hub's data directory (env FLEETFLOW_HUB_DATA; "
-                   f"default ./{DEFAULT_HUB_DATA})")
+                   help="the hub's data directory (env FLEETFLOW_HUB_DATA; default "
+                        "DATA/hub, DATA being env FLEETFLOW_DATA or ./.fleetflow)")
 
 
 def register_token(hub_sub: Any) -> None:
@@ -61,8 +64,13 @@ def register_token(hub_sub: Any) -> None:
 def _store(args: argparse.Namespace) -> Any:
     from cloud_hub import TokenStore
 
-    data = getattr(args, "data", None) or os.environ.get("FLEETFLOW_HUB_DATA") or DEFAULT_HUB_DATA
-    return TokenStore.in_dir(Path(data))
+    return TokenStore.in_dir(hub_data_dir(getattr(args, "data", None)))
+
+
+def hub_data_dir(given: str | Path | None) -> Path:
+    """The hub's data directory: ``--data``, else env ``FLEETFLOW_HUB_DATA``, else
+    ``$FLEETFLOW_DATA/hub`` (``./.fleetflow/hub``): where ``fleetflow up`` keeps it."""
+    return Path(given or os.environ.get("FLEETFLOW_HUB_DATA") or data_root() / "hub")
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``fleetflow up``: the whole system on one machine, on embedded defaults (DESIGN §10).
+"""``fleetflow up``: the whole system on one machine, on embedded defaults (docs/design.md §10).
 
 Starts, in order: the embedded broker (own process) with generated per-component
 credentials; one edge runtime per demo facility (own process; default ``north`` and
@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleetflow._errors import CliError
+from fleetflow._errors import CliError, port_in_use
 from fleetflow._up_parts import (
     ADMIN_TOKEN_FILE,
     admin_token,
@@ -76,6 +76,9 @@ def register(sub: Any) -> None:
                    metavar="S", help="seconds between demo workflows (0: none)")
     p.add_argument("--map", default=_env("MAP", str(_ROOT / "maps" / "demo.yaml")))
     p.add_argument("--templates", default=_env("TEMPLATES", str(_ROOT / "templates")))
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="after 'ready', print nothing (default: one line per workflow "
+                        "transition, as `fleetflow wf watch` shows them)")
     p.set_defaults(handler=_run)
 
 
@@ -104,20 +107,25 @@ def _register_users(data: Path, facilities: list[str],
 
 
 def _check_ports(args: argparse.Namespace, facilities: list[str]) -> None:
-    taken = [(args.metrics_port + i, "--metrics-port (or FLEETFLOW_METRICS_PORT)")
-             for i in range(len(facilities))]
-    taken.append((args.api_port, "--api-port (or FLEETFLOW_API_PORT)"))
+    # (flag, the flag's value, a port it makes, its env var, does it take 0)
+    taken = [("--port", args.port, args.port, "FLEETFLOW_BROKER_PORT", False)]
+    taken += [("--metrics-port", args.metrics_port, args.metrics_port + i,
+               "FLEETFLOW_METRICS_PORT", False) for i in range(len(facilities))]
+    taken.append(("--api-port", args.api_port, args.api_port, "FLEETFLOW_API_PORT", False))
     if args.dashboard_port != 0:
-        taken.append((args.dashboard_port, "--dashboard-port (or FLEETFLOW_DASHBOARD_PORT)"))
-    for port, flag in taken:
+        taken.append(("--dashboard-port", args.dashboard_port, args.dashboard_port,
+                      "FLEETFLOW_DASHBOARD_PORT", True))
+    for flag, value, port, env, zero in taken:
         if not port_free(args.host, port):
-            raise CliError(f"port {port} on {args.host} is already in use; pick another "
-                           f"with {flag}")
+            # A later edge's metrics port is --metrics-port + i: name the value given too.
+            shown = value if port == value else f"{value} (+{port - value}: {port})"
+            raise port_in_use(flag, shown, args.host, env=env, zero=zero)
 
 
 def _run(args: argparse.Namespace) -> int:
     from agents_sim.native import mixed_fleet
     from broker import BrokerProcess, BrokerStartError
+    from edge_runtime.core import TemplateError
     from edge_runtime.templates import load_templates
 
     facilities: list[str] = args.facilities or list(DEFAULT_FACILITIES)
@@ -125,7 +133,10 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"--facility names a facility twice: {', '.join(facilities)}")
     data = Path(args.data)
     (data / "logs").mkdir(parents=True, exist_ok=True)
-    templates = load_templates(args.templates)
+    try:
+        templates = load_templates(args.templates)
+    except TemplateError as exc:
+        raise CliError(f"--templates: {exc}") from None
     demo_templates = sorted(k for k in templates if "@" not in k)  # latest version of each
     fleets = {f: mixed_fleet(args.agents, capabilities=fleet_capabilities(templates),
                              prefix=f"{f}-agent") if args.agents > 0 else []
@@ -144,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}  # edges, hub, dashboard: start order
     runners: list[FleetRunner] = []
     planner: DemoPlanner | None = None
+    lines: threading.Thread | None = None  # the event lines after "ready" (not with -q)
     try:
         try:
             broker.start()
@@ -178,12 +190,18 @@ def _run(args: argparse.Namespace) -> int:
             print(f"workflows   one every {args.workflow_every:g} s through the REST API "
                   f"({', '.join(demo_templates)})", flush=True)
         print("ready; Ctrl-C stops everything", flush=True)
+        if not args.quiet:
+            from fleetflow._wf_live import start_event_lines
+
+            lines = start_event_lines(api, token, stop)
         while not stop.wait(0.5):
             _check_alive(children, data)
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
+        if lines is not None:
+            lines.join(2.0)  # its last line before "stopping…"
         print("stopping…", flush=True)
         if planner is not None:
             planner.stop()

@@ -80,8 +80,8 @@ def test_port_in_use_is_one_line(passwd: Path, port: int) -> None:
              "--passwd", str(passwd)], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert r.stderr.splitlines() == [
-        f"fleetflow broker: port {port} on 127.0.0.1 is already in use; "
-        "pick another with --port (or FLEETFLOW_BROKER_PORT)"]
+        f"fleetflow broker: --port {port} is in use on 127.0.0.1 "
+        "(pick another; env FLEETFLOW_BROKER_PORT)"]
 
 
 def test_port_from_environment(passwd: Path, port: int, spawn: list[subprocess.Popen[str]]
@@ -100,7 +100,7 @@ def test_port_from_environment(passwd: Path, port: int, spawn: list[subprocess.P
 def test_broker_process_reports_port_in_use(passwd: Path, port: int) -> None:
     """BrokerProcess.start raises with the broker's own one-line error."""
     with BrokerProcess("127.0.0.1", port, passwd), pytest.raises(
-        BrokerStartError, match=f"port {port} on 127.0.0.1 is already in use"
+        BrokerStartError, match=f"--port {port} is in use on 127.0.0.1"
     ):
         BrokerProcess("127.0.0.1", port, passwd).start()
 

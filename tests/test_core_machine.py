@@ -38,7 +38,7 @@ def _state(fl: ScriptedFleet, wid: str = "w1") -> str:
 
 
 def test_hierarchy_is_the_design() -> None:
-    """The machine has DESIGN §5's leaves, as dotted paths, and the two transient states
+    """The machine has docs/design.md §5's leaves, as dotted paths, and the two transient states
     (docs/decisions.md, "Cancel and pause")."""
     assert workflow_machine().leaves == (
         "pending", "active.initializing", "active.executing.step_preparation",
@@ -196,7 +196,7 @@ def test_event_on_parent_applies_to_every_substate() -> None:
 
 
 def test_step_lifecycle_order() -> None:
-    """The step machine walks pending → … → done exactly as DESIGN §5 lists."""
+    """The step machine walks pending → … → done exactly as docs/design.md §5 lists."""
     class S:
         def __init__(self) -> None:
             self.id = "s"

@@ -40,6 +40,9 @@ def test_sigterm_stops_cleanly_and_frees_the_store(mosquitto_port: int, tmp_path
                 proc.kill()
                 proc.wait()
     assert "Traceback" not in log.read_text()
+    loaded = next(line for line in log.read_text().splitlines()
+                  if line.startswith("fleetflow hub: templates "))
+    assert "pick_and_deliver" in loaded and "the shipped templates/" in loaded, loaded
 
 
 @pytest.mark.parametrize("flags", [["--port", "70000"], ["--broker", "http://x"],

@@ -75,7 +75,8 @@ def test_fleet_without_a_needed_capability_is_refused() -> None:
 
 def test_step_location_off_the_map_is_refused() -> None:
     """A template whose step location is not a map node is refused."""
-    msg = _refused(lambda d: d["facilities"][0].update(map="../maps/demo.yaml"))
+    msg = _refused(lambda d: d["facilities"][0].update(
+        map={"map_id": "tiny", "nodes": {"dock": {"x": 0, "y": 0}}}))
     assert msg.startswith("facilities[0].arrivals[0].template: step 'pick'")
     assert "not a node of the facility's map" in msg
 

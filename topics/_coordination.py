@@ -1,4 +1,4 @@
-"""Coordination messages (DESIGN §6, docs/coordination.md): contract-net bids, consensus
+"""Coordination messages (docs/design.md §6, docs/coordination.md): contract-net bids, consensus
 votes, team-lead sub-steps, and what the edge sends for them."""
 
 from __future__ import annotations

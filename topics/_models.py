@@ -1,4 +1,4 @@
-"""Typed native messages (DESIGN §8), as pydantic 2 models the REST API can reuse.
+"""Typed native messages (docs/design.md §8), as pydantic 2 models the REST API can reuse.
 
 Every model is strict about what it accepts: unknown fields, NaN/Inf, over-long strings
 and out-of-range numbers are refused. Identifiers go through ``check_identifier`` so that

@@ -1,4 +1,4 @@
-"""Topic names: builders and parsers for the native and the VDA 5050 topics (DESIGN §8)."""
+"""Topic names: builders and parsers for the native and the VDA 5050 topics (docs/design.md §8)."""
 
 from __future__ import annotations
 

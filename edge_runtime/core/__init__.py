@@ -1,4 +1,4 @@
-"""The sans-IO workflow engine of a facility (DESIGN §3-§6): public names.
+"""The sans-IO workflow engine of a facility (docs/design.md §3-§6): public names.
 
 Nothing here reads a clock, a file or a socket: ``Core.handle(input, now)`` returns effects
 (events to append, messages to publish, timers to set) and the shell carries them out.

@@ -1,4 +1,4 @@
-"""Agents' presence (DESIGN §6): joining, state reports, liveness, loss.
+"""Agents' presence (docs/design.md §6): joining, state reports, liveness, loss.
 
 An agent announces itself on its ``conn`` topic (kind, capabilities, liveness window) and
 then reports state periodically. No state within ``liveness_s * liveness_factor``, or its

@@ -13,7 +13,7 @@ __all__ = ["AllocationPolicy"]
 
 
 class AllocationPolicy(BaseModel):
-    """A template's overrides of the facility's allocation policy (DESIGN §6: "per facility
+    """A template's overrides of the facility's allocation policy (docs/design.md §6: "per facility
     with template overrides")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -1,4 +1,4 @@
-"""Allocation (DESIGN §6): which available agent gets a ready step, and when.
+"""Allocation (docs/design.md §6): which available agent gets a ready step, and when.
 
 Direct allocation: the cheapest able agent by the configured cost (ties to the lower id),
 in queue order — higher priority, then older workflow, then earlier step — within the

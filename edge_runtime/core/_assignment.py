@@ -1,4 +1,4 @@
-"""Cost-optimal assignment of waiting steps to free agents (DESIGN §6 allocation policy).
+"""Cost-optimal assignment of waiting steps to free agents (docs/design.md §6 allocation policy).
 
 Pure and deterministic: no state, no clock, no sets iterated. ``min_cost_assignment`` is
 the shortest-augmenting-path Hungarian method (Jonker-Volgenant style, with potentials) on

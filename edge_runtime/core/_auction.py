@@ -1,4 +1,4 @@
-"""The ``auction_based`` protocol (contract net, DESIGN §6; docs/coordination.md).
+"""The ``auction_based`` protocol (contract net, docs/design.md §6; docs/coordination.md).
 
 A ready step of a workflow whose ``coordination`` is ``auction_based`` is not given to the
 cheapest agent at once: it waits in the queue while a call for proposals (``Cfp``) goes to

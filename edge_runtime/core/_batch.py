@@ -1,4 +1,4 @@
-"""Batch allocation (DESIGN §6): waiting steps and free agents assigned together, at least
+"""Batch allocation (docs/design.md §6): waiting steps and free agents assigned together, at least
 total cost, instead of greedily one at a time.
 
 An allocation point is ``Allocation.allocate_waiting`` — agents became free, or steps

@@ -1,4 +1,4 @@
-"""The ``battery_below_need`` safety rule (DESIGN §6): an agent's battery below what a step
+"""The ``battery_below_need`` safety rule (docs/design.md §6): an agent's battery below what a step
 needs — the travel to it and its action.
 
 A step's need for an agent is ``cost(agent, step) * battery_per_meter`` (the configured

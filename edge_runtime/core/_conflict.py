@@ -1,4 +1,4 @@
-"""Conflicts as first-class entities (DESIGN §6), and the safety rules that raise them.
+"""Conflicts as first-class entities (docs/design.md §6), and the safety rules that raise them.
 
 A ``Conflict`` is detected, stands (``open``, or ``escalated`` to an operator) and is
 resolved — each an event (``conflict_detected``, ``conflict_joined``, ``conflict_escalated``,

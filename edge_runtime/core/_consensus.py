@@ -1,4 +1,4 @@
-"""``consensus`` (DESIGN §6): agents vote on a decision point; a quorum majority decides.
+"""``consensus`` (docs/design.md §6): agents vote on a decision point; a quorum majority decides.
 
 A decision step with a ``vote`` in a workflow whose coordination is ``consensus`` is not
 decided by its condition: the edge opens a vote (``vote_opened``: the voters, the votes

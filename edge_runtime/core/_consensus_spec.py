@@ -1,4 +1,4 @@
-"""What a template says about a voted decision point (``consensus``, DESIGN §6).
+"""What a template says about a voted decision point (``consensus``, docs/design.md §6).
 
 Kept apart from ``_template`` so the vote's rules live with the protocol that reads them;
 ``_template`` only carries the field and calls ``check_vote`` while it validates a step.

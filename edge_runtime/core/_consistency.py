@@ -1,4 +1,4 @@
-"""Data-consistency conflict rules (DESIGN §6): concurrent writes to one workflow variable,
+"""Data-consistency conflict rules (docs/design.md §6): concurrent writes to one workflow variable,
 and stale hub commands. Both are ``data`` conflicts (``edge_runtime.core._conflict``).
 
 - ``concurrent_write`` — a step writes workflow variables when it is done (the template's

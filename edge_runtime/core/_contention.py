@@ -1,4 +1,4 @@
-"""Resource-contention conflict rules (DESIGN §6, issue 9 item 4): two claims on one agent
+"""Resource-contention conflict rules (docs/design.md §6, issue 9 item 4): two claims on one agent
 or one exclusive resource. Each is raised where Fleetflow really lets two claims meet:
 
 - ``agent_double_booked`` (``resource``) — a step that only one agent may take (its

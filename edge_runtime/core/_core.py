@@ -1,4 +1,4 @@
-"""``Core``: the sans-IO workflow engine of one facility (DESIGN §3-§6), by composition.
+"""``Core``: the sans-IO workflow engine of one facility (docs/design.md §3-§6), by composition.
 
 The core is one explicit state object (``FacilityState``), the ``Projection`` that alone
 changes it, and components that each own one concern. ``handle(input, now)`` makes a
@@ -235,11 +235,12 @@ class Core:
         """A read-only view of one workflow in memory, or ``None`` (also once it is archived:
         read archived ones through ``edge_runtime.store.WorkflowCache``)."""
         wf = self.state.workflows.get(workflow_id)
-        return None if wf is None else workflow_view(wf)
+        return None if wf is None else workflow_view(wf, self.state)
 
     def workflows(self) -> dict[str, WorkflowView]:
         """Views of every workflow in memory (not the archived ones), oldest first."""
-        return {wid: workflow_view(wf) for wid, wf in self.state.workflows.items()}
+        state = self.state
+        return {wid: workflow_view(wf, state) for wid, wf in state.workflows.items()}
 
     def archived(self, workflow_id: str) -> str | None:
         """``completed`` or ``cancelled`` if ``workflow_id`` was archived, else ``None``."""

@@ -1,4 +1,4 @@
-"""Deadlock detection (DESIGN §6): a wait-for graph, a victim, and its rescheduling.
+"""Deadlock detection (docs/design.md §6): a wait-for graph, a victim, and its rescheduling.
 
 After every input that leaves a step waiting while some workflow holds a resource across
 steps, the core builds the wait-for graph (networkx): an edge from workflow A to workflow B

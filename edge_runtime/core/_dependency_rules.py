@@ -1,4 +1,4 @@
-"""The rules of a dependency between workflows, as pure functions (DESIGN §5).
+"""The rules of a dependency between workflows, as pure functions (docs/design.md §5).
 
 A TARGET workflow may depend on a SOURCE workflow in five ways (``type``, with
 ``conditions`` in the seed's shape): ``sequential``, ``parallel``, ``conditional``,

@@ -1,4 +1,4 @@
-"""What the sans-IO core asks its shell to do (DESIGN §3)."""
+"""What the sans-IO core asks its shell to do (docs/design.md §3)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ __all__ = ["Event", "decode_event", "encode_event"]
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One change of the facility's state (DESIGN §4)."""
+    """One change of the facility's state (docs/design.md §4)."""
 
     seq: int
     """Contiguous per facility, from 1."""

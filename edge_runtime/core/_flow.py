@@ -1,4 +1,4 @@
-"""Dependencies (DESIGN §5): what may start now, within a workflow and between workflows.
+"""Dependencies (docs/design.md §5): what may start now, within a workflow and between workflows.
 
 Within a workflow: a pending step starts once its predecessors ended (sequential, fork/join,
 data flow), unless its condition is false, its decision branch was not taken, or no

@@ -1,4 +1,4 @@
-"""``hierarchical`` (DESIGN §6): a team lead splits its composite step among its team.
+"""``hierarchical`` (docs/design.md §6): a team lead splits its composite step among its team.
 
 A step with ``composite`` in a workflow whose coordination is ``hierarchical`` is allocated
 to one agent, its lead, as usual. The lead then reports how it splits the work: each

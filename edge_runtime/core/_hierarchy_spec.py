@@ -1,4 +1,4 @@
-"""What a template says about a composite step (``hierarchical``, DESIGN §6): the team
+"""What a template says about a composite step (``hierarchical``, docs/design.md §6): the team
 its lead may split it among.
 
 Kept apart from ``_template``: it only carries the field (``composite``; ``team`` is a

@@ -1,5 +1,5 @@
 """The hub actions the cloud hub's API needs beyond the original set: ``update_workflow``,
-``recover``, ``list_checkpoints`` and ``sync_arrival`` (DESIGN §7).
+``recover``, ``list_checkpoints`` and ``sync_arrival`` (docs/design.md §7).
 
 They add no new machinery where some exists: ``recover`` maps each strategy onto the
 operator actions (``_operator``), ``sync_arrival`` follows the rules of an agent's own

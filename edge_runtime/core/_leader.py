@@ -1,4 +1,4 @@
-"""``leader_follower`` (DESIGN §6, issue 9): one member of a coalition step leads.
+"""``leader_follower`` (docs/design.md §6, issue 9): one member of a coalition step leads.
 
 In a workflow whose coordination is ``leader_follower``, a coalition step's team gets a
 leader as soon as it is formed: the member with the lowest allocation cost for the step,

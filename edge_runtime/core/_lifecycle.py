@@ -1,4 +1,4 @@
-"""Moving workflows and steps through their machines (DESIGN §5), counting transitions.
+"""Moving workflows and steps through their machines (docs/design.md §5), counting transitions.
 
 A workflow's ``active`` substate summarises what its steps are doing: after each step
 transition ``Lifecycle.step`` moves the workflow to the substate of its most advanced step

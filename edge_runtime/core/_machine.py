@@ -178,7 +178,7 @@ WORKFLOW_TREE: Tree = {
     "failed": _LEAF,
     "cancelled": _LEAF,
 }
-"""DESIGN §5's hierarchy, with the two transient states of docs/decisions.md ("Cancel and
+"""docs/design.md §5's hierarchy, with the two transient states of docs/decisions.md ("Cancel and
 pause mean what the robot did"): ``pausing`` beside ``paused`` (it remembers the active
 substate as ``paused`` does) and ``cancelling`` before ``cancelled``, each held until every
 agent holding one of the workflow's steps confirmed."""
@@ -208,11 +208,11 @@ WORKFLOW_TRANSITIONS: tuple[Transition, ...] = (
         Transition("fail", ("pending", "active", "paused", "pausing"), "failed"),
         Transition("recover", "failed", "active.initializing"),
 )
-"""The workflow machine's transitions (DESIGN §5)."""
+"""The workflow machine's transitions (docs/design.md §5)."""
 
 
 def workflow_machine() -> Machine:
-    """A new workflow machine (DESIGN §5) with hooks of its own: each core has one."""
+    """A new workflow machine (docs/design.md §5) with hooks of its own: each core has one."""
     return Machine("workflow", WORKFLOW_TREE, WORKFLOW_TRANSITIONS, initial="pending")
 
 
@@ -250,7 +250,7 @@ STEP_TRANSITIONS: tuple[Transition, ...] = (
         Transition("compensate", "done", "compensated"),
         Transition("reset", ("done", "failed", "skipped", "compensated"), "pending"),
 )
-"""A step's own lifecycle (DESIGN §5)."""
+"""A step's own lifecycle (docs/design.md §5)."""
 
 
 def step_machine() -> Machine:

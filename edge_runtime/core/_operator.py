@@ -1,4 +1,4 @@
-"""Manual intervention (DESIGN §6): what an operator may do to a workflow or a step.
+"""Manual intervention (docs/design.md §6): what an operator may do to a workflow or a step.
 
 Retry a failed step (also recovering a failed workflow), skip it, reassign it to another
 agent, abort the workflow, restore a checkpoint, roll back (saga), or signal waiting steps.

@@ -77,7 +77,7 @@ class Agent:
 
 
 class Conflict:
-    """A conflict (DESIGN §6): what was detected, who it concerns, how it stands."""
+    """A conflict (docs/design.md §6): what was detected, who it concerns, how it stands."""
 
     __slots__ = (
         "claims",

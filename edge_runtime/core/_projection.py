@@ -1,4 +1,4 @@
-"""How each event changes the facility's state: ``Projection.apply`` (DESIGN §4).
+"""How each event changes the facility's state: ``Projection.apply`` (docs/design.md §4).
 
 ``apply(event)`` is the only code that changes the ``FacilityState``; the core's components
 decide which events to make and apply each one through it, and a replay applies the stored

@@ -1,4 +1,5 @@
-"""Recovery (DESIGN §6): retry with backoff, operator intervention, checkpoints, saga rollback.
+"""Recovery (docs/design.md §6): retry with backoff, operator intervention, checkpoints,
+saga rollback.
 
 A failed step is retried after its policy's backoff while attempts remain and the error is
 retryable; then the workflow waits for an operator (``operator_needed``, after a

@@ -1,4 +1,4 @@
-"""Resources held across steps, acquired in a global order (DESIGN §6 deadlock prevention).
+"""Resources held across steps, acquired in a global order (docs/design.md §6 deadlock prevention).
 
 A step's ``resources`` are acquired atomically when it is assigned. With ``hold_until``
 (``_resources_spec``) some stay held by the workflow past the step — a *span* — until a

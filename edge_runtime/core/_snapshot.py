@@ -1,4 +1,4 @@
-"""The facility state as deterministic msgpack bytes, and back (DESIGN §4 snapshots).
+"""The facility state as deterministic msgpack bytes, and back (docs/design.md §4 snapshots).
 
 Only what events set is stored; derived indexes (the allocation queue, the idle-agent
 lists) are rebuilt on load. Lists and insertion-ordered dicts keep the bytes identical for

@@ -1,4 +1,4 @@
-"""The facility's state as plain data (DESIGN §4): ``FacilityState`` and what it holds.
+"""The facility's state as plain data (docs/design.md §4): ``FacilityState`` and what it holds.
 
 One explicit object: agents, workflow runs with their step runs, and the indexes kept
 beside them (idle agents, the allocation queue, resource holds, duplicate filters). Events

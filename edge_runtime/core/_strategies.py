@@ -1,4 +1,4 @@
-"""Conflict strategies (DESIGN §6): how a contention conflict (``_contention``) is settled.
+"""Conflict strategies (docs/design.md §6): how a contention conflict (``_contention``) is settled.
 
 The strategy of a conflict is the claimant's template's ``conflict_strategies`` entry for
 its rule, else for its type, else the facility's (``CoreConfig.conflict_strategies``), else

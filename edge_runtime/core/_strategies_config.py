@@ -4,7 +4,7 @@ it without importing the engine.
 
 A table maps a rule (``agent_double_booked``) or a conflict type (``resource``) to a
 strategy; the rule's entry wins over its type's. Safety conflicts are never settled by
-priority (DESIGN §6), so a table that says so is refused rather than ignored.
+priority (docs/design.md §6), so a table that says so is refused rather than ignored.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Negotiation (DESIGN §6): each claim in a contest proposes what it could do instead, with
+"""Negotiation (docs/design.md §6): each claim in a contest proposes what it could do instead, with
 the delay that would cost, and the proposal with the least total delay wins (ties: the
 earlier proposal — the claimant's before the holder's, so work under way is disturbed
 last).

@@ -1,4 +1,4 @@
-"""Synchronization points (DESIGN §6): barriers released when every participant arrived.
+"""Synchronization points (docs/design.md §6): barriers released when every participant arrived.
 
 The participants of a sync step are the agents that did its participant steps. An arrival
 is recorded whenever it comes — also before the barrier opens, while another participant

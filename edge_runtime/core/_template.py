@@ -1,4 +1,5 @@
-"""Workflow templates (DESIGN §5): versioned YAML/JSON documents validated into pydantic models.
+"""Workflow templates (docs/design.md §5): versioned YAML/JSON documents validated into
+pydantic models.
 
 A template lists steps; dependencies are written on the step that waits:
 
@@ -52,7 +53,7 @@ __all__ = [
 StepKind = Literal["robot", "human", "ai", "sync", "decision", "wait"]
 Protocol = Literal["direct", "auction_based", "leader_follower", "consensus", "hierarchical"]
 """How a workflow's steps find their agents (docs/coordination.md): ``direct`` — the
-cheapest able agent; the others are the multi-agent protocols of DESIGN §6."""
+cheapest able agent; the others are the multi-agent protocols of docs/design.md §6."""
 AGENT_STEP_KINDS = frozenset({"robot", "human", "ai"})
 """Step kinds carried out by an agent (allocated, assigned, reported on)."""
 
@@ -81,7 +82,7 @@ class RetryPolicy(_Model):
 
 
 class AgentPolicy(_Model):
-    """Which agents may take a step (DESIGN §6 allocation policy; Open-RMF users ask for
+    """Which agents may take a step (docs/design.md §6 allocation policy; Open-RMF users ask for
     it: rmf_task#127, rmf_core#276)."""
 
     allowed: tuple[Identifier, ...] = Field(default=(), max_length=256)
@@ -351,7 +352,7 @@ def parse_template(source: str | Mapping[str, Any], where: str = "") -> Template
         try:
             doc = json.loads(source) if source.lstrip().startswith("{") else yaml.safe_load(source)
         except (ValueError, yaml.YAMLError) as exc:
-            raise TemplateError(f"{where}not valid YAML/JSON: {exc}") from None
+            raise TemplateError(f"{where}not valid YAML/JSON: {_one_line(exc)}") from None
     else:
         doc = source
     if not isinstance(doc, Mapping):
@@ -377,3 +378,12 @@ class _Graph(TypedDict):
 def _private(template: Template) -> _Graph:
     """The template's private attributes (always set once it is validated)."""
     return template.__pydantic_private__  # type: ignore[return-value]
+
+
+def _one_line(exc: Exception) -> str:
+    """A YAML error as one line, where it is first (YAML's own text spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(exc).split())

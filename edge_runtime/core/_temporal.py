@@ -1,4 +1,4 @@
-"""Temporal conflict rules (DESIGN §6): a step stalled past its estimate, and a workflow's
+"""Temporal conflict rules (docs/design.md §6): a step stalled past its estimate, and a workflow's
 deadline predicted to be missed. Both are ``temporal`` conflicts escalated to an operator
 (``edge_runtime.core._conflict``), resolved by themselves once the cause is gone.
 

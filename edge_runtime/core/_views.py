@@ -10,7 +10,8 @@ from typing import Any
 import msgpack
 
 from edge_runtime.core._errors import CoreError
-from edge_runtime.core._state import Agent, StepRun, WorkflowRun
+from edge_runtime.core._state import Agent, FacilityState, StepRun, WorkflowRun
+from edge_runtime.core._waiting import WAITING_STATES, waiting_for
 
 __all__ = [
     "AgentView", "StepView", "WorkflowView", "agent_view", "decode_workflow_record",
@@ -37,6 +38,9 @@ class StepView:
     error: str | None
     progress: float
     compensates: str | None
+    waiting_for: str | None = None
+    """Why a step waiting for an agent has none yet (``_waiting``: "no robot agent with capabilities
+    lift has joined", a held resource …); ``None`` otherwise, and in archived records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +104,11 @@ class AgentView:
     AGV always, or a simple device)."""
 
 
-def _step_view(st: StepRun) -> StepView:
+def _step_view(st: StepRun, waiting: str | None = None) -> StepView:
     return StepView(
         st.id, st.spec.kind, st.state, st.attempt, st.failures, st.agent,
         None if st.outputs is None else dict(st.outputs), st.error, st.progress, st.comp_of,
+        waiting,
     )
 
 
@@ -112,11 +117,15 @@ def _seconds(hlc: int) -> float | None:
     return (hlc >> 16) / 1000 if hlc else None
 
 
-def workflow_view(wf: WorkflowRun) -> WorkflowView:
-    """Copy ``wf`` into a view."""
+def workflow_view(wf: WorkflowRun, state: FacilityState | None = None) -> WorkflowView:
+    """Copy ``wf`` into a view; with the facility's ``state``, each step waiting for an agent
+    says why (``StepView.waiting_for``)."""
+    steps = {sid: _step_view(st, None if state is None or st.state not in WAITING_STATES
+                             else waiting_for(state, wf, st))
+             for sid, st in wf.steps.items()}
     return WorkflowView(
         wf.id, wf.template.name, wf.template.version, wf.state, wf.history, wf.priority,
-        wf.deadline, dict(wf.data), {sid: _step_view(st) for sid, st in wf.steps.items()},
+        wf.deadline, dict(wf.data), steps,
         tuple(wf.awaiting), tuple(wf.depends_on), tuple(wf.checkpoints),
         wf.rollback is not None, wf.reason, _seconds(wf.created_hlc), _seconds(wf.ended_hlc),
         wf.coordination, None if wf.allowed_agents is None else tuple(wf.allowed_agents),

@@ -1,4 +1,4 @@
-"""Typed and external dependencies between workflows (DESIGN §5, docs/workflows.md).
+"""Typed and external dependencies between workflows (docs/design.md §5, docs/workflows.md).
 
 A plain sequential dependency within the facility keeps its old form (``depends_on``,
 ``Flow.start_if_ready``/``propagate``). Every other one — a typed dependency on a workflow

@@ -1,4 +1,4 @@
-"""Agent work queues (DESIGN §6 allocation policy; Open-RMF users ask for them).
+"""Agent work queues (docs/design.md §6 allocation policy; Open-RMF users ask for them).
 
 With ``CoreConfig.max_queued_per_agent`` = k > 0, a ready step that finds no free agent is
 not left in the facility queue if a busy agent could take it next: it is queued on the able

@@ -1,4 +1,4 @@
-"""Inbound MQTT messages → core inputs, or a ``Reject`` saying why not (DESIGN §9).
+"""Inbound MQTT messages → core inputs, or a ``Reject`` saying why not (docs/design.md §9).
 
 Checks run cheapest first: the topic (ours? which kind?), then the codec (size, msgpack or
 JSON, limits, NaN, schema), then identity (an agent speaks only for itself on its own

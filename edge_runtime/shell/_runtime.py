@@ -1,4 +1,4 @@
-"""The edge runtime process: a thin MQTT shell around the sans-IO core (DESIGN §3).
+"""The edge runtime process: a thin MQTT shell around the sans-IO core (docs/design.md §3).
 
 Threads and their jobs:
 

@@ -1,6 +1,6 @@
 """The edge's ``edge/vda`` status: the health of its VDA 5050 links, published retained.
 
-A status, not events (docs/decisions.md, "edge/vda: a status topic beside DESIGN §8's"):
+A status, not events (docs/decisions.md, "edge/vda: a status topic beside design §8's"):
 nothing here is committed. Once a second, where the loop ticks the VDA master, ``due``
 gives the ``VdaLinks`` to publish (QoS 1, retained) if it differs from the last one
 published, ``ts`` aside, or the edge reconnected since (a broker that lost its retained

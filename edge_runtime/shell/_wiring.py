@@ -32,6 +32,7 @@ from edge_runtime.facility import UNREACHABLE, FacilityMap, load_map, map_cost, 
 from edge_runtime.shell._config import EdgeConfig
 from edge_runtime.shell._intake import Inbound, Intake, Reject, VdaInbound
 from edge_runtime.shell._journal import Journal, boot_record
+from edge_runtime.shell._startup import log_startup
 from edge_runtime.shell._vda_status import Out, VdaStatus
 from edge_runtime.store import EventStore, WorkflowCache, maybe_snapshot, recover, store_path
 from edge_runtime.templates import read_template_sources, templates_from_sources
@@ -227,7 +228,7 @@ def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
     facility_map = load_map(config.map_path) if config.map_path else None
     templates_dir = config.templates_dir or _TEMPLATES_DEFAULT
     sources = read_template_sources(templates_dir) if templates_dir.is_dir() else {}
-    templates = templates_from_sources(sources)
+    templates = templates_from_sources(sources, templates_dir)  # errors: full path
     core_config = CoreConfig(cost=map_cost(facility_map) if facility_map else None,
                              exclusive_zones=zones_by_node(facility_map), **config.extra)
     path = store_path(config.data_dir)
@@ -253,6 +254,8 @@ def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
             _log.info("VDA 5050: %d AGV sessions taken up, %d with an order running",
                       len(vda.master.sessions),
                       sum(s.active is not None for s in vda.master.sessions.values()))
+    log_startup(templates_dir, templates, config.map_path, facility_map, core,
+                tuple(config.vda_capabilities) if config.vda else None)
     journal = None
     if config.record_inputs:  # the boot record: what a replay needs to make this core again
         journal = Journal(store.input_count())

@@ -40,7 +40,7 @@ _READ_CHUNK = 1024
 
 
 class EventLog:
-    """The durable, contiguous event log of one facility (DESIGN §4).
+    """The durable, contiguous event log of one facility (docs/design.md §4).
 
     ``sync`` decides when an ``append`` is forced to disk (see docs/store.md):
     ``"batch"`` every append (survives power loss), ``"interval"`` at most every

@@ -20,7 +20,7 @@ _log = logging.getLogger(__name__)
 
 
 class Projection(Protocol):
-    """State built from events (DESIGN §4)."""
+    """State built from events (docs/design.md §4)."""
 
     @property
     def last_seq(self) -> int:

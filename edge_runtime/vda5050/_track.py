@@ -88,7 +88,7 @@ def on_connection(s: AgvSession, message: dict[str, Any], now: float) -> list[Vd
 def lose(
     s: AgvSession, reason: Literal["OFFLINE", "CONNECTIONBROKEN", "STATE_TIMEOUT"]
 ) -> list[VdaOutcome]:
-    """DESIGN §6: a lost agent fails its steps as retryable, to be re-allocated."""
+    """docs/design.md §6: a lost agent fails its steps as retryable, to be re-allocated."""
     if s.lost:
         return []
     s.lost = True
