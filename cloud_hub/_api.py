@@ -26,6 +26,7 @@ from cloud_hub import (
 from cloud_hub._api_metrics import ApiMetrics
 from cloud_hub._auth import TokenChecker, install_auth
 from cloud_hub._errors_http import install_error_handlers
+from cloud_hub._hub_metrics import HubFigures
 from cloud_hub._model import Consistency
 from cloud_hub._service import HubService
 
@@ -78,6 +79,7 @@ def create_app(service: HubService, auth: TokenChecker, *,
     metrics.count_by("fleetflow_hub_vda_links_refused",
                      "edge/vda messages the hub refused (undecodable, another facility's, "
                      "an unknown facility's)", "reason", lambda: _vda_refused(service))
+    metrics.registry.register(HubFigures(service.system_stats))
     install_error_handlers(app)
     install_auth(app, auth)  # after: its AuthError handler outranks the HubError one
     app.middleware("http")(metrics.middleware)

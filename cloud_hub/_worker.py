@@ -144,6 +144,8 @@ class Worker:
         """Why the worker stopped on an error (the hub then refuses requests)."""
         self.rate: deque[tuple[float, int]] = deque(maxlen=64)
         """(time, applied_total) samples for the ingest rate."""
+        self.link_down_said: str | None = None
+        """Why the broker link is down, as last logged (``None`` while it is up)."""
         self.vda = VdaKeeper()
         """The edges' latest VDA 5050 link health (``edge/vda``; volatile, not stored)."""
 
@@ -261,14 +263,22 @@ class Worker:
     def _link_item(self, item: LinkItem, batch: Any, now: float, settled: list[CommandOut],
                    sends: list[tuple[str, bytes]]) -> None:
         if item.kind == "up":
-            self.link.connected = True
+            if self.link_down_said is not None:
+                _log.warning("broker link up again")
+            self.link.connected, self.link_down_said = True, None
             for f in self.book.pending:
                 sends.extend((f, p) for p in self.book.all_of(f, now))
             for m in self.marks.values():
                 m.replay_at = 0.0  # what the broker dropped meanwhile: ask at once
             return
         if item.kind == "down":
-            self.link.connected = False
+            # Said once per cause (a refused login repeats at every retry): a hub that
+            # cannot log in must not look like a hub with nothing to do.
+            why = f"the broker refused the hub's connection: {item.topic}" if item.topic \
+                else "lost the broker link"
+            if why != self.link_down_said:
+                _log.warning("%s; retrying", why)
+            self.link.connected, self.link_down_said = False, why
             return
         try:
             where = parse_topic(item.topic)

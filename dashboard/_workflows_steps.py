@@ -119,7 +119,9 @@ def waiting_for(wf: dict[str, Any], template: dict[str, Any] | None,
             needs = _agent_needed(spec)
             if spec.get("resources"):
                 needs += " and resources " + ", ".join(spec["resources"])
-            out[sid] = needs
+            # The edge's own reason when it gives one ("no robot agent with capabilities
+            # lift has joined", a held resource …), else what the template asks for.
+            out[sid] = step.get("waiting_for") or needs
         else:
             out[sid] = "its turn"
         if notes and sid in notes and sid in out and sid not in awaiting \

@@ -88,6 +88,14 @@ def test_waiting_for_names_agent_steps_and_sync_point() -> None:
     assert w["meet"] == "steps fetch, check to finish"
 
 
+def test_waiting_for_prefers_the_edges_reason() -> None:
+    """A step whose edge says why it has no agent shows that reason, not the template's."""
+    wf = _wf()
+    wf["steps"][0]["waiting_for"] = "no robot agent with capabilities lift has joined"
+    w = waiting_for(wf, template_of([PICK], "pick"))
+    assert w["fetch"] == "no robot agent with capabilities lift has joined"
+
+
 def test_waiting_for_resources_dependencies_pause_and_operator() -> None:
     """Resources, the workflow's dependencies, a pause and an operator are named."""
     done = [("fetch", "robot", "done"), ("check", "human", "pending"), ("meet", "sync", "pending")]

@@ -78,7 +78,8 @@ def test_detail_shows_nested_state_steps_waiting_and_audit(stack: Stack) -> None
     state = _wf(stack, wid)["state"]
     text = shown(at)
     assert " \u203a ".join(state.split(".")) in text
-    assert "a free robot agent with capabilities lift" in text
+    # the edge's reason (no agent in fa has lift: docs/workflows.md, "Why a workflow waits")
+    assert "no robot agent with capabilities lift" in text, text
     assert "planner-user" in text and "workflow_created" in text
 
 

@@ -214,6 +214,25 @@ def test_health_and_metrics_need_no_token(stack: Stack) -> None:
     assert 'fleetflow_hub_api_requests_total{method="GET",route="/health"' in metrics.text
 
 
+def test_metrics_serve_the_hubs_own_figures(stack: Stack) -> None:
+    """/metrics also serves what /performance/system reports: each facility's lag, online
+    and stale flags and replica health, events applied, commands, the broker link."""
+    with stack.client("viewer") as c:
+        system = c.get("/api/v1/performance/system").json()
+    with stack.client(None) as c:
+        text = c.get("/metrics").text
+    for f in ("fa", "fb", "fc"):
+        assert f'fleetflow_hub_facility_online{{facility="{f}"}} 1.0' in text, text
+        assert f'fleetflow_hub_replica_broken{{facility="{f}"}} 0.0' in text
+        assert f'fleetflow_hub_facility_lag_events{{facility="{f}"}}' in text
+    sample = re.search(r"^fleetflow_hub_events_applied_total (\S+)$", text, re.MULTILINE)
+    assert sample is not None, text
+    applied = float(sample.group(1))
+    assert applied >= system["events_applied"]  # read after it: a counter only grows
+    assert 'fleetflow_hub_commands_total{outcome="sent"}' in text
+    assert "fleetflow_hub_link_connected 1.0" in text
+
+
 def test_unknown_workflow_is_404_json(stack: Stack) -> None:
     """A workflow no facility has: 404 with the JSON error shape."""
     with stack.client("viewer") as c:

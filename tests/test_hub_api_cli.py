@@ -53,3 +53,33 @@ def test_bad_flags_exit_2(flags: list[str], tmp_path: Path) -> None:
                         *flags], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("fleetflow hub: "), r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "h").exists()
+
+
+def test_a_refused_login_is_said_once_in_the_log(tmp_path: Path) -> None:
+    """A broker that refuses the hub's user: the hub logs why (once, not per retry) and
+    keeps serving its API."""
+    from broker import BrokerProcess, Identity, PasswordFile
+
+    port, api_port = free_port(), free_port()
+    PasswordFile(tmp_path / "passwd").add(Identity("hub", "hub"), "right")
+    broker = BrokerProcess("127.0.0.1", port, tmp_path / "passwd")
+    broker.start()
+    log = tmp_path / "hub.log"
+    try:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [PYTHON, "-m", "fleetflow", "hub", "--broker", f"mqtt://127.0.0.1:{port}",
+                 "--username", "hub", "--password", "wrong", "--data", str(tmp_path / "hub"),
+                 "--port", str(api_port)], cwd=ROOT, stdout=out, stderr=out)
+        try:
+            wait_for(lambda: "the broker refused the hub's connection" in log.read_text(),
+                     what=log.read_text)
+            health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=5)
+            assert health.status_code == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    finally:
+        broker.stop()
+    said = [line for line in log.read_text().splitlines() if "refused the hub's" in line]
+    assert len(said) == 1 and "retrying" in said[0], said

@@ -152,8 +152,10 @@ class BatteryRules:
             if st.agent != holder or st.state not in _HELD:
                 self.conflicts.resolve(ctx, conflict, f"{holder} no longer holds the step")
             elif self.fits(agent, wf, st):
-                self.conflicts.resolve(ctx, conflict, f"{holder}'s battery recovered "
-                                                      f"({agent.battery:.0f}%)")
+                # An agent may stop reporting its level (battery None fits any need).
+                why = (f"{holder} no longer reports its battery" if agent.battery is None
+                       else f"{holder}'s battery recovered ({agent.battery:.0f}%)")
+                self.conflicts.resolve(ctx, conflict, why)
         elif st.state != "allocating":
             went = f"went to {st.agent}" if st.agent is not None else f"is {st.state}"
             self.conflicts.resolve(ctx, conflict, f"the step {went}")

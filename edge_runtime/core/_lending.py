@@ -165,6 +165,9 @@ class Lending:
         state = ctx.state
         wf = find_workflow(state, a.workflow_id)
         st = find_step(wf, a.step_id)
+        # Refuse a loan to this facility before the reclaim below emits anything: a refusal
+        # must change nothing (found by fuzzing: it used to half-apply, forcing a rebuild).
+        self._other_facility(ctx, a.to)
         why = a.reason or f"double-booking settled by the hub for {a.to}"
         if a.agent_id is not None:
             agent = self._agent(state, a.agent_id)

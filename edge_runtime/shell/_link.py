@@ -102,7 +102,7 @@ class BrokerLink:
         )
         if c.username is not None:
             client.username_pw_set(c.username, c.password)
-        if c.tls or c.tls_ca or c.tls_cert:
+        if _tls(c):
             client.tls_set(ca_certs=c.tls_ca, certfile=c.tls_cert, keyfile=c.tls_key,
                            cert_reqs=ssl.CERT_REQUIRED)
         client.will_set(self.status_topic, self.status(False), qos=1, retain=True)
@@ -140,8 +140,10 @@ class BrokerLink:
         try:
             self._connect_failures += 1
             if self._connect_failures in (1, 10) or self._connect_failures % 60 == 0:
-                _log.error("cannot reach broker mqtt://%s:%d; retrying with backoff (attempt %d)",
-                           self.config.host, self.config.port, self._connect_failures)
+                _log.error("cannot reach broker %s; retrying with backoff (attempt %d)%s",
+                           _url(self.config), self._connect_failures,
+                           " (with TLS: is --tls-ca the broker's CA?)" if _tls(self.config)
+                           else "")
         except Exception:
             pass
 
@@ -184,7 +186,7 @@ class BrokerLink:
             self.connected, self._connect_failures = True, 0
             self._heard_at = self._clock()
             self._metrics.connected.set(1)
-            _log.info("connected to broker mqtt://%s:%d", self.config.host, self.config.port)
+            _log.info("connected to broker %s", _url(self.config))
             self._last_status = (-1.0, -1)  # announce ourselves on the new connection
             return True
         if item.topic == _DISCONNECTED:
@@ -229,6 +231,17 @@ class BrokerLink:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+
+
+def _tls(c: EdgeConfig) -> bool:
+    """Whether the link to the broker is TLS."""
+    return bool(c.tls or c.tls_ca or c.tls_cert)
+
+
+def _url(c: EdgeConfig) -> str:
+    """The broker's URL as logged: ``mqtts://`` when the link is TLS, so an operator sees
+    whether it is encrypted."""
+    return f"{'mqtts' if _tls(c) else 'mqtt'}://{c.host}:{c.port}"
 
 
 def _probe(host: str, port: int) -> None:

@@ -71,7 +71,7 @@ class EdgeRuntime:
         """0 after a clean stop; 1 if the loop died (the store failed)."""
         # SimpleQueue: a C deque with one lock, several times cheaper per item than Queue.
         self._queue: queue.SimpleQueue[Received] = queue.SimpleQueue()
-        self._stop = threading.Event()
+        self._stop_asked = False  # a plain flag, no Event: see request_stop
         self._timers = TimerHeap()
         self._pending: list[Input] = []
         """Inputs of the shell's own making for the next batch (``Restarted``)."""
@@ -117,21 +117,21 @@ class EdgeRuntime:
         self._link.start()
         self._loop_thread = threading.Thread(target=self._loop, name="edge-loop", daemon=True)
         self._loop_thread.start()
-        _log.info("edge %s started at seq %d; broker mqtt://%s:%d",
-                  c.facility, self.store.last_seq, c.host, c.port)
+        _log.info("edge %s started at seq %d; broker %s://%s:%d", c.facility, self.store.last_seq,
+                  "mqtts" if c.tls or c.tls_ca or c.tls_cert else "mqtt", c.host, c.port)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the edge is subscribed on the broker (for tests and ``up``)."""
         return self._link.wait_ready(timeout)
 
     def request_stop(self) -> None:
-        """Ask the loop to drain and stop (safe from a signal handler)."""
-        self._stop.set()
+        """Ask the loop to drain and stop; safe from a signal handler, also a nested one
+        (no lock: a signal inside ``Event.set`` waited for the lock its handler held)."""
+        self._stop_asked = True  # the loop looks every batch_wait_s
 
     def wait(self) -> int:
         """Block until the loop stopped; the exit code (signals are handled meanwhile)."""
-        thread = self._loop_thread
-        while thread is not None and thread.is_alive():
+        while (thread := self._loop_thread) is not None and thread.is_alive():
             thread.join(0.2)
         return self.exit_code
 
@@ -150,7 +150,7 @@ class EdgeRuntime:
             self._pending.append(self._wiring.restarted())
             gc.collect()
             gc.freeze()  # the recovered projection: long-lived (CoreHost.after_commit)
-            while not self._stop.is_set():
+            while not self._stop_asked:
                 self._process(self._take_batch())
             self._shutdown()
         except Exception:
