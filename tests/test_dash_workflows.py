@@ -314,3 +314,18 @@ def test_create_form_has_an_input_per_template_parameter(stack: Stack) -> None:
     data = _wf(stack, "dash-form-1")["data"]
     assert data == {"qty": 5, "rush": True, "weight": 4.0, "note": "plain", "bins": [2, 3]}
     assert any(json.loads(j.value) == data for j in _detail("dash-form-1").json)
+
+
+def test_resume_of_an_active_workflow_is_a_readable_409(stack: Stack) -> None:
+    """Resuming a workflow that is not paused (the button is disabled then, but a request
+    can still race a change): the edge's refusal is a readable sentence, not a traceback —
+    the dashboard's client (``HubApi``) as the Resume button calls it."""
+    from dashboard._api import ApiError, HubApi
+
+    with stack.client("planner") as c:
+        wid = create(c, "fa")
+    hub = HubApi(stack.url, stack.tokens["supervisor"], timeout=30)
+    with pytest.raises(ApiError) as info:
+        hub.post(f"/workflows/{wid}/resume", {"reason": ""})
+    assert info.value.status == 409
+    assert info.value.readable.startswith("The edge refused it"), info.value.readable
