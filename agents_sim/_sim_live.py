@@ -25,9 +25,11 @@ cuts the agent's link (nothing it sends arrives) until it reconnects and resends
 refused before anything connects: "not in live mode yet".
 
 At the end (every created workflow terminal, or ``drain_s`` simulated seconds after the
-arrivals stopped) the ``EventCollector`` asks the edges to replay any seq it missed and the
-run returns a ``LiveResult`` with the events of every facility, which ``agents_sim.report``
-reads as it reads a virtual run's.
+arrivals stopped; during the drain the ``EventCollector`` already asks the edges to replay
+what it missed, so that a missed terminal event does not hold the end back) the collector
+asks the edges to replay any seq it still misses and the run returns a ``LiveResult``
+with the events of every facility, which ``agents_sim.report`` reads as it reads a virtual
+run's.
 """
 
 from __future__ import annotations
@@ -343,6 +345,8 @@ class _LiveRun:
         while self.env.now < s.duration_s or (self.env.now < end and not self.settled()):
             limit = s.duration_s if self.env.now < s.duration_s else end
             self.env.run(until=min(self.env.now + chunk, limit))
+            if self.env.now >= s.duration_s:
+                self.collector.ask_replays()  # a missed terminal event must not wait
             if progress is not None:
                 progress(self.env.now, s.duration_s)
         return float(self.env.now)

@@ -6,8 +6,9 @@ starts (its ``base``): events up to it are history of the stack, not of this run
 ignored. Events come at least once — republished by a ``replay`` (ours or a hub's), or
 twice across a reconnect — so they are kept by ``seq``, the first copy winning. At the end
 ``fill_gaps`` asks each edge to ``replay`` any seq it missed (the hub's gap repair,
-docs/hub.md) and waits for them. ``events()`` gives each facility's log as the core's
-``Event`` s in ``seq`` order — what ``agents_sim.report`` reads.
+docs/hub.md) and waits for them; ``ask_replays`` asks without waiting, during a run's
+drain. ``events()`` gives each facility's log as the core's ``Event`` s in ``seq`` order —
+what ``agents_sim.report`` reads.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class EventCollector:
         self._events: dict[str, dict[int, Event]] = {f: {} for f in self.facilities}
         self._lock = threading.Lock()
         self._host, self._port = host, port
+        self._asked: dict[str, float] = {}
+        """Facility -> when its edge was last asked to replay a gap (monotonic)."""
         self._connected: str | None = None
         """None until the broker answered the CONNECT: then "ok" or its refusal."""
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
@@ -160,20 +163,25 @@ class EventCollector:
         """Ask each edge to replay what was missed and wait up to ``timeout`` s; returns
         what is still missing (facility -> seqs, empty when none)."""
         deadline = time.monotonic() + timeout
-        asked: dict[str, float] = {}
         while True:
-            missing = self.missing()
-            gaps = {f: s for f, s in missing.items() if s}
-            if not gaps or time.monotonic() > deadline:
+            missing = self.ask_replays()
+            if not any(missing.values()) or time.monotonic() > deadline:
                 return missing
-            for f, seqs in gaps.items():
-                if time.monotonic() - asked.get(f, -10.0) >= 2.0:
-                    asked[f] = time.monotonic()
-                    cmd = HubCommand(command_id=f"sim-replay-{secrets.token_hex(4)}",
-                                     action="replay", ts=time.time(),
-                                     args={"from_seq": seqs[0], "to_seq": seqs[-1]})
-                    self._client.publish(edge_topic(f, "cmd"), encode(cmd), qos=1)
             time.sleep(0.1)
+
+    def ask_replays(self, every_s: float = 2.0) -> dict[str, list[int]]:
+        """Ask each edge with a gap (at most every ``every_s`` s per edge) to replay it;
+        returns what is missing. Without it, an event missed while the broker restarted
+        — the terminal event of a workflow, say — would hold a run's end to its drain."""
+        missing = self.missing()
+        for f, seqs in missing.items():
+            if seqs and time.monotonic() - self._asked.get(f, -1e9) >= every_s:
+                self._asked[f] = time.monotonic()
+                cmd = HubCommand(command_id=f"sim-replay-{secrets.token_hex(4)}",
+                                 action="replay", ts=time.time(),
+                                 args={"from_seq": seqs[0], "to_seq": seqs[-1]})
+                self._client.publish(edge_topic(f, "cmd"), encode(cmd), qos=1)
+        return missing
 
     def events(self) -> dict[str, list[Event]]:
         """Facility -> its events of this run, in ``seq`` order."""

@@ -14,7 +14,9 @@ the behaviours in wall time, while here the SimPy processes (``SimAgent``) own t
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Literal
@@ -88,14 +90,22 @@ class Connection:
         client.subscribe(self.subscriptions())
 
     def kill(self) -> None:
-        """Drop the connection without a DISCONNECT: the broker publishes the will."""
+        """Drop the connection without a DISCONNECT: the broker publishes the will.
+
+        Returns at once (nothing is sent from then on): the socket is shut down here and
+        paho's loop, told not to reconnect, is stopped by a helper thread — stopping it
+        waits up to a second, and in the simulation's thread killing many agents at one
+        moment would stall every other agent long enough for its edge to lose it."""
         if not self.alive:
             return
         self.alive = False
-        self.client.loop_stop()  # first, or paho's thread would reconnect
+        self.client.reconnect_delay_set(3600, 3600)  # paho's thread must not reconnect
         sock = self.client.socket()
-        if sock is not None:
-            sock.close()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # not close(): paho's thread still uses it
+                sock.shutdown(socket.SHUT_RDWR)
+        threading.Thread(target=self.client.loop_stop, name=f"kill-{self._label}",
+                         daemon=True).start()
 
     def _leave(self, last: tuple[str, bytes] | None) -> None:
         """Disconnect cleanly, after publishing ``last`` (topic, payload: retained, QoS 1)."""

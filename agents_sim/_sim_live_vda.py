@@ -30,6 +30,9 @@ from topics import VdaKind, encode_vda, vda_topic
 
 __all__ = ["AgvConnection", "AgvInbound", "LiveVda"]
 
+RECONNECTED = "reconnected"
+"""The ``AgvInbound`` kind of a connection paho made again on its own (not a message)."""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class AgvConnection(Connection):
                         for kind in ("order", "instantActions", "state", "connection",
                                      "factsheet", "visualization")}
         self._inbox = inbox
+        self._connects = 0
         _, will = robot.agv.connection("CONNECTIONBROKEN", robot.now)
         super().__init__(f"{m.manufacturer}.{robot.agent_id}-{tag}", host=host, port=port,
                          login=login,
@@ -61,6 +65,18 @@ class AgvConnection(Connection):
     def subscriptions(self) -> list[tuple[str, int]]:
         """Its ``order`` and ``instantActions`` topics."""
         return [(self._topics[kind], 0) for kind in READS]
+
+    def _on_connect(self, client: mqtt.Client, u: object, f: object, reason: object,
+                    p: object) -> None:
+        """As a real AGV (``agents_sim.vda_agv``): every connection after the first (paho
+        reconnecting, e.g. after a broker restart) is announced ONLINE again — the pump
+        has the robot do it, in the SimPy thread."""
+        super()._on_connect(client, u, f, reason, p)
+        if getattr(reason, "is_failure", False):
+            return
+        self._connects += 1
+        if self._connects > 1:
+            self._inbox.put(AgvInbound(self.robot.agent_id, RECONNECTED, b""))
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
@@ -144,7 +160,9 @@ class LiveVda:
                     except queue.Empty:
                         break
                     robot = self.robots.get((fid, item.serial))
-                    if robot is not None:
+                    if robot is not None and item.kind == RECONNECTED:
+                        robot.link_restored()  # ONLINE and its state, as on any connect
+                    elif robot is not None:
                         kind: VdaKind = item.kind  # type: ignore[assignment]
                         robot.link.send(robot.receive, (kind, item.payload))
             yield self.env.timeout(self._pump_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,21 +86,27 @@ def write_mosquitto_config(
     tls_port: int | None = None,
     certfile: str | os.PathLike[str] | None = None,
     keyfile: str | os.PathLike[str] | None = None,
-    bridge: Bridge | None = None,
+    bridge: Bridge | Sequence[Bridge] | None = None,
     keep_bridge: bool = True,
     run_as: str | None = None,
 ) -> Path:
     """Write mosquitto.conf, passwd and acl into ``directory``; returns the conf path.
 
-    Without ``bridge``, a bridge section of a conf already in ``directory`` is kept
-    (``keep_bridge=False`` drops it). The files are mode 0600: Mosquitto started as root
+    ``bridge`` may be several bridges (one broker carrying several facilities: one
+    ``connection`` section each, facilities distinct). Without ``bridge``, the bridge
+    section(s) of a conf already in ``directory`` are kept (``keep_bridge=False`` drops
+    them). The files are mode 0600: Mosquitto started as root
     drops to the user ``mosquitto`` (or ``run_as``), which must own them and ``directory``
     (its persistence): written by root, they are given to that user; with no such user the
     conf says ``user root``. Written by another user, ``chown -R mosquitto DIR`` them.
     """
     d = Path(directory).absolute()
+    bridges = [bridge] if isinstance(bridge, Bridge) else list(bridge or ())
+    facilities = [b.facility for b in bridges]
+    if len(set(facilities)) != len(facilities):
+        raise ValueError(f"one bridge per facility: {', '.join(facilities)} repeats one")
     users = passwd.users()
-    kept = existing_bridge(d) if bridge is None and keep_bridge else None
+    kept = existing_bridge(d) if not bridges and keep_bridge else None
     owner = _owner(run_as)
     if os.geteuid() == 0 and owner is None and run_as is None:
         run_as = "root"  # no `mosquitto` user to drop to: stay root, which can read them
@@ -128,8 +135,8 @@ def write_mosquitto_config(
             f"\nlistener {tls_port} {host}\nprotocol mqtt\n"
             f"certfile {Path(certfile).absolute()}\nkeyfile {Path(keyfile).absolute()}\n"
         )
-    if bridge is not None:
-        conf.append(bridge.section())
+    if bridges:
+        conf.extend(b.section() for b in bridges)
     elif kept is not None:
         conf.append(kept)
     d.mkdir(parents=True, exist_ok=True)
@@ -144,7 +151,7 @@ def write_mosquitto_config(
 
 
 def existing_bridge(directory: str | os.PathLike[str]) -> str | None:
-    """The bridge section of the ``mosquitto.conf`` in ``directory``, if it has one."""
+    """The bridge section(s) of the ``mosquitto.conf`` in ``directory``, if it has any."""
     try:
         text = (Path(directory) / "mosquitto.conf").read_text()
     except OSError:

@@ -1,4 +1,4 @@
-"""``fleetflow bench core|e2e|alloc|hub|sim``: benchmarks printing JSON, each against a baseline.
+"""``fleetflow bench core|e2e|alloc|hub|sim|throughput|soak|chaos``: benchmarks printing JSON.
 
 The workloads live in the ``bench`` package; this module only parses flags and prints.
 """
@@ -16,7 +16,7 @@ from fleetflow._errors import CliError
 
 
 def register(sub: Any) -> None:
-    """Add ``bench`` with its ``core``, ``e2e``, ``alloc``, ``hub`` and ``sim`` workloads."""
+    """Add ``bench`` with its workloads (``core`` … ``chaos``)."""
     p = sub.add_parser("bench", help="run a benchmark and print its figures (JSON with --json)")
     which = p.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
     core = which.add_parser(
@@ -35,6 +35,17 @@ def register(sub: Any) -> None:
     e2e.add_argument("--agents", type=int, default=500, help="simulated agents (default 500)")
     e2e.add_argument("--rate", type=float, default=2000.0, help="offered msg/s (default 2000)")
     e2e.set_defaults(handler=_run_e2e)
+    tput = which.add_parser(
+        "throughput", help="workflows completed per second, hub command to durable completion")
+    tput.add_argument("--quick", action="store_true", help="a smaller run (about 25 s)")
+    tput.add_argument("--json", action="store_true", help="print one JSON object")
+    tput.add_argument("--agents", type=int, default=None, help="scripted robots (200; quick 50)")
+    tput.add_argument("--seconds", type=float, default=None,
+                      help="measured seconds per round (10; quick 3)")
+    tput.add_argument("--rounds", type=int, default=None, help="rounds, median reported (3)")
+    tput.add_argument("--window", type=int, default=None,
+                      help="workflows kept outstanding (default: 5 per agent, at least 200)")
+    tput.set_defaults(handler=_run_throughput)
     alloc = which.add_parser(
         "alloc", help="batch allocation and work queues on a grid map vs scipy's optimum"
     )
@@ -70,6 +81,23 @@ def register(sub: Any) -> None:
                      help="simulated hours of arrivals (8; quick 0.25)")
     sim.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     sim.set_defaults(handler=_run_sim)
+    soak = which.add_parser(
+        "soak", help="1,000 agents at 1 Hz plus workflows against one edge on Mosquitto, 5 min")
+    soak.add_argument("--json", action="store_true", help="print one JSON object")
+    soak.add_argument("--seconds", type=float, default=300.0,
+                      help="seconds of load (300; at least 10)")
+    soak.add_argument("--agents", type=int, default=1000, help="simulated agents (1000)")
+    soak.add_argument("--rate", type=float, default=5.0, help="workflows created per second (5)")
+    soak.set_defaults(handler=_run_soak)
+    chaos = which.add_parser(
+        "chaos", help="3 facilities, bridged brokers, hub, 300+ live agents under seeded faults")
+    chaos.add_argument("--quick", action="store_true",
+                       help="a quarter of the fleet, 90 s of arrivals (about 5 minutes)")
+    chaos.add_argument("--json", action="store_true", help="print one JSON object")
+    chaos.add_argument("--seed", type=int, default=13, help="seed of the faults (13)")
+    chaos.add_argument("--keep", action="store_true",
+                       help="keep the run's directory (stores and logs; kept anyway on failure)")
+    chaos.set_defaults(handler=_run_chaos)
 
 
 def _context(name: str, quick: bool) -> dict[str, Any]:
@@ -116,6 +144,20 @@ def _run_e2e(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_throughput(args: argparse.Namespace) -> int:
+    from bench import throughput
+
+    if any(v is not None and v < 1 for v in (args.agents, args.rounds, args.window)):
+        raise CliError("--agents, --rounds and --window must be at least 1")
+    if args.seconds is not None and args.seconds <= 0:
+        raise CliError("--seconds must be above 0")
+    result = _context("throughput", args.quick)
+    result.update(throughput.run(quick=args.quick, agents=args.agents, seconds=args.seconds,
+                                 rounds=args.rounds, window=args.window))
+    _print(result, args.json)
+    return 0
+
+
 def _run_alloc(args: argparse.Namespace) -> int:
     from bench import alloc
 
@@ -155,3 +197,26 @@ def _run_sim(args: argparse.Namespace) -> int:
     result.update(sim.run(quick=args.quick, hours=args.hours, seed=args.seed))
     _print(result, args.json)
     return 0
+
+
+def _run_soak(args: argparse.Namespace) -> int:
+    from bench import soak
+
+    if args.seconds < 10 or args.agents < 1 or args.rate <= 0:
+        raise CliError("--seconds must be at least 10, --agents at least 1, --rate above 0")
+    result = _context("soak", args.seconds < soak.SOAK_S)
+    result.update(soak.run(seconds=args.seconds, agents=args.agents, rate=args.rate))
+    _print(result, args.json)
+    return 0 if result["ok"] else 1
+
+
+def _run_chaos(args: argparse.Namespace) -> int:
+    from bench import chaos
+
+    if args.seed < 0:
+        raise CliError("--seed must not be negative")
+    result = _context("chaos", args.quick)
+    result.update(chaos.run_chaos(seed=args.seed, quick=args.quick, keep=args.keep,
+                                  say=lambda line: print(line, file=sys.stderr, flush=True)))
+    _print(result, args.json)
+    return 0 if result["ok"] else 1

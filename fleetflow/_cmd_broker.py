@@ -98,9 +98,14 @@ def register(sub: Any) -> None:
     mc.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
                     help="address Mosquitto listens on (default 0.0.0.0)")
     mc.add_argument("--bridge-to", metavar="HOST:PORT", help="cloud broker to bridge to")
-    mc.add_argument("--facility", help="facility whose edge topics the bridge carries")
-    mc.add_argument("--bridge-user", help="user on the cloud broker (role edge there)")
-    mc.add_argument("--bridge-password", help="its password")
+    mc.add_argument("--facility", action="append",
+                    help="facility whose edge topics the bridge carries (repeatable: one "
+                         "broker carrying several facilities gets one bridge each)")
+    mc.add_argument("--bridge-user", action="append",
+                    help="user on the cloud broker (role edge there; one per --facility, "
+                         "in the same order)")
+    mc.add_argument("--bridge-password", action="append",
+                    help="its password (one per --bridge-user)")
     mc.add_argument("--no-bridge", action="store_true",
                     help="drop the bridge of a config already in DIR (without --bridge-to, "
                          "it is kept)")
@@ -221,7 +226,7 @@ def _mosquitto_config(args: argparse.Namespace) -> int:
     from topics import ProtocolError
 
     settings = _settings(args)
-    bridge = None
+    bridge: list[Any] | None = None
     if args.bridge_to is not None:
         host, _, port = args.bridge_to.rpartition(":")
         if not host or not port.isdigit():
@@ -230,7 +235,11 @@ def _mosquitto_config(args: argparse.Namespace) -> int:
                    args.bridge_user), ("--bridge-password", args.bridge_password)) if not v]
         if missing:
             raise CliError(f"--bridge-to needs {' and '.join(missing)}")
-        bridge = Bridge(host, int(port), args.facility, args.bridge_user, args.bridge_password)
+        if not len(args.facility) == len(args.bridge_user) == len(args.bridge_password):
+            raise CliError("--bridge-to needs one --bridge-user and one --bridge-password "
+                           "per --facility")
+        bridge = [Bridge(host, int(port), f, u, pw) for f, u, pw in
+                  zip(args.facility, args.bridge_user, args.bridge_password, strict=True)]
     elif args.facility or args.bridge_user or args.bridge_password:
         raise CliError("--facility, --bridge-user and --bridge-password go with --bridge-to")
     if bridge is not None and args.no_bridge:

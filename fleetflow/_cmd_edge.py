@@ -1,7 +1,8 @@
-"""``fleetflow edge``: run one facility's edge runtime, or ``fleetflow edge backup``.
+"""``fleetflow edge``: run one facility's edge runtime; ``edge backup``, ``edge verify``.
 
 ``fleetflow edge --facility F --broker URL --data DIR`` runs the edge (see docs/edge.md);
-``fleetflow edge backup DEST --data DIR`` copies the event store, also while an edge holds it.
+``fleetflow edge backup DEST --data DIR`` copies the event store, also while an edge holds it;
+``fleetflow edge verify --data DIR`` replays a stopped edge's log against its last state.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from fleetflow._parser import add_log_level, setup_logging
 
 
 def register(sub: Any) -> None:
-    """Add ``edge`` and its ``backup`` sub-subcommand."""
+    """Add ``edge`` and its ``backup`` and ``verify`` sub-subcommands."""
     p = sub.add_parser(
         "edge", help="run a facility's edge runtime; `edge backup` copies its event store"
     )
     _add_run_args(p)
     p.set_defaults(handler=_run_edge)
-    modes = p.add_subparsers(dest="edge_command", metavar="{backup}", required=False)
+    modes = p.add_subparsers(dest="edge_command", metavar="{backup,verify}", required=False)
     backup = modes.add_parser(
         "backup", help="copy the event store to DEST (works while the edge runs)"
     )
@@ -35,6 +36,14 @@ def register(sub: Any) -> None:
         help="the edge's data directory (or its store directory)",
     )
     backup.set_defaults(handler=_backup)
+    verify = modes.add_parser(
+        "verify", help="check that a stopped edge's log replays to the state it stopped with")
+    verify.add_argument("--data", required=True, metavar="DIR",
+                        help="the edge's data directory (or its store directory)")
+    verify.add_argument("--templates", default=_env("TEMPLATES"), metavar="DIR",
+                        help="the templates the edge ran with (default ./templates)")
+    verify.add_argument("--map", default=_env("MAP"), help="the map the edge ran with")
+    verify.set_defaults(handler=_verify)
 
 
 # --- run mode ----------------------------------------------------------------------------
@@ -258,6 +267,24 @@ def _backup(args: argparse.Namespace) -> int:
     # An empty store has no range to name: "events 1..0" read as a bug.
     held = f"events 1..{last_seq}" if last_seq else "no events yet (an empty store)"
     print(f"backed up facility {facility}: {held} from {source} to {args.dest}")
+    return 0
+
+
+# --- verify ------------------------------------------------------------------------------
+def _verify(args: argparse.Namespace) -> int:
+    from edge_runtime.shell import EdgeConfig, verify_log
+    from edge_runtime.store import StoreError
+
+    config = EdgeConfig(facility="", data_dir=Path(args.data), templates_dir=_templates_dir(args),
+                        map_path=Path(args.map) if args.map else None)
+    try:
+        facility, seq, difference = verify_log(config)
+    except StoreError as exc:
+        raise CliError(f"{exc} (a gracefully stopped edge leaves one at its last seq)") from None
+    if difference is not None:
+        print(f"facility {facility}: {difference}")
+        return 1
+    print(f"facility {facility}: events 1..{seq} replay to the state saved at seq {seq}")
     return 0
 
 

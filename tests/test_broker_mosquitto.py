@@ -74,6 +74,28 @@ def test_cli_bridge_needs_its_flags(tmp_path: Path) -> None:
     assert not (tmp_path / "mq").exists()
 
 
+def test_cli_bridges_several_facilities_of_one_broker(tmp_path: Path) -> None:
+    """Repeated --facility/--bridge-user/--bridge-password write one bridge per facility,
+    each with its own cloud user; counts that do not match are a one-line error."""
+    pf = PasswordFile(tmp_path / "users")
+    pf.add(Identity("x", "admin"), "pw", iterations=5)
+    base = ("mosquitto-config", str(tmp_path / "mq"), "--passwd", str(pf.path),
+            "--bridge-to", "cloud:1883")
+    pairs = [("--facility", "F1"), ("--bridge-user", "b-F1"), ("--bridge-password", "p1"),
+             ("--facility", "F2"), ("--bridge-user", "b-F2"), ("--bridge-password", "p2")]
+    r = _cli(*base, *(x for pair in pairs for x in pair))
+    assert r.returncode == 0, r.stderr
+    conf = (tmp_path / "mq" / "mosquitto.conf").read_text()
+    assert conf.count("\nconnection fleetflow-") == 2
+    assert "connection fleetflow-F2\naddress cloud:1883\n" in conf
+    assert "remote_username b-F2\nremote_password p2\n" in conf
+    assert "topic fleetflow/v1/F1/edge/events out 1" in conf
+    r = _cli(*base, *(x for pair in pairs[:5] for x in pair))
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["fleetflow broker: --bridge-to needs one --bridge-user "
+                                     "and one --bridge-password per --facility"]
+
+
 def test_bridge_carries_edge_topics_to_the_cloud_and_commands_back(
     tmp_path: Path, run_mosquitto: object
 ) -> None:

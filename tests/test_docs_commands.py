@@ -34,6 +34,7 @@ SKIPS: list[tuple[str, str]] = [
     (r"^fleetflow up\b", "a long-running server (the stack this test runs is one)"),
     (r"^fleetflow broker(?! (passwd|mosquitto-config)\b)", "a long-running server"),
     (r"^fleetflow edge(?! backup\b)", "a long-running server (the stack runs two edges)"),
+    (r"^fleetflow edge verify\b", "needs a stopped edge's store (the stack's edges run)"),
     (r"^fleetflow hub(?! token\b)", "a long-running server (the stack runs the hub)"),
     (r"^fleetflow dashboard\b", "a long-running server (the stack runs the dashboard)"),
     (r"^fleetflow wf watch\b(?!.*--(for|workflow)\b)",

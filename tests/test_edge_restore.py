@@ -1,6 +1,7 @@
-"""Backing up and restoring an edge's store, as docs/store.md ("Restoring a backup") says:
-a backup taken while the edge runs, copied in place of the store, starts the edge at the
-backup's seq with its workflows; an empty store's backup says it holds no events."""
+"""Backing up, restoring and verifying an edge's store, as docs/store.md says: a backup
+taken while the edge runs, copied in place of the store, starts the edge at the backup's seq
+with its workflows; an empty store's backup says it holds no events; a gracefully stopped
+edge's log replays to the state it stopped with (``fleetflow edge verify``)."""
 
 from __future__ import annotations
 
@@ -131,3 +132,33 @@ def test_backup_of_an_empty_store_says_it_holds_no_events(tmp_path: Path) -> Non
     assert run.returncode == 0, run.stderr
     assert "no events yet (an empty store)" in run.stdout and "1..0" not in run.stdout
     assert _last_seq(tmp_path / "bk") == 0
+
+
+def test_verify_replays_a_stopped_edges_log_to_the_state_it_stopped_with(
+        mosquitto_port: int, tmp_path: Path, edges: list[_Edge]) -> None:
+    """After a graceful stop the store holds the live state at its last seq, and `edge
+    verify` replays the whole log to exactly it; a state the log does not give is named."""
+    data = tmp_path / "edge-north"
+    edges.append(_Edge(mosquitto_port, data, tmp_path / "edge.log"))
+    _until(lambda: "connected to broker" in edges[0].output(), "the edge to connect")
+    for n in range(3):
+        _create(mosquitto_port, f"wf-{n}")
+    _until(lambda: (data / "store").exists() and _last_seq(data / "store") >= 3,
+           "the workflows' events")
+    assert edges[0].stop() == 0
+    with EventStore(data / "store", None, read_only=True) as store:
+        last = store.last_seq
+        newest = store.latest_snapshot()
+    assert newest is not None and newest.seq == last  # saved by the graceful stop
+    args = ("edge", "verify", "--data", str(data), "--templates", str(ROOT / "templates"),
+            "--map", str(ROOT / "maps" / "demo.yaml"))
+    ok = _fleetflow(*args)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"facility north: events 1..{last} replay to the state saved at seq {last}" \
+        in ok.stdout
+
+    with EventStore(data / "store", "north") as store:  # a state the log does not give
+        store.save_snapshot(last, newest.data.replace(b"wf-0", b"wf-9"))
+    bad = _fleetflow(*args)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"replaying seq 1..{last} differs from its snapshot: state[" in bad.stdout

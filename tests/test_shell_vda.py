@@ -183,3 +183,19 @@ def test_an_order_that_cannot_be_planned_fails_its_step_saying_why(
     (failed,) = out.inputs
     assert out.messages == [] and isinstance(failed, StepFailed)
     assert (failed.step_id, failed.error_type, failed.message) == ("s1", "no_route", message)
+
+
+def test_state_of_an_agv_lost_by_its_connection_does_not_bring_it_back() -> None:
+    """After CONNECTIONBROKEN, a state alone does not give the core the AGV again (it would
+    rejoin and be assigned steps the master fails as agv_lost); a new ONLINE does."""
+    bridge = _bridge()
+    _online(bridge)
+    broken = {"headerId": 1, "timestamp": "2026-01-01T00:00:00.000Z", "version": "2.1.0",
+              "manufacturer": "acme", "serialNumber": "agv1",
+              "connectionState": "CONNECTIONBROKEN"}
+    lost = bridge.inbound("acme", "agv1", "connection", broken, 2.0).inputs
+    assert lost == [AgentConn(agent_id="agv1", online=False, ts=2.0)]
+    assert bridge.inbound("acme", "agv1", "state", _state(), 3.0).inputs == []
+    assert _online(bridge)[0].online
+    assert isinstance(bridge.inbound("acme", "agv1", "state", _state(), 4.0).inputs[-1],
+                      AgentState)

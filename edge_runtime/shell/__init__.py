@@ -13,7 +13,7 @@ from edge_runtime.shell._metrics import EdgeMetrics
 from edge_runtime.shell._mqtt import BufferedClient
 from edge_runtime.shell._runtime import EdgeRuntime
 from edge_runtime.shell._timers import TimerHeap
-from edge_runtime.shell._wiring import map_cost
+from edge_runtime.shell._wiring import map_cost, verify_log
 
 __all__ = [
     "REJECT_REASONS",
@@ -28,4 +28,5 @@ __all__ = [
     "TimerHeap",
     "VdaInbound",
     "map_cost",
+    "verify_log",
 ]

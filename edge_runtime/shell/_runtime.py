@@ -98,8 +98,7 @@ class EdgeRuntime:
         subscriptions = [(f"fleetflow/v1/{f}/agent/+/state", 0),
                          (f"fleetflow/v1/{f}/agent/+/event", 1),
                          (f"fleetflow/v1/{f}/agent/+/conn", 1), (self._topics["cmd"], 1),
-                         # Our own status echoed (the watchdog's proof the link delivers);
-                         # QoS 0: the loop does not acknowledge what the link consumes.
+                         # our status echoed, the watchdog's proof the link works (QoS 0)
                          (edge_topic(f, "status"), 0),
                          *self._wiring.vda_subscriptions]
         self._link = BrokerLink(config, self._queue, subscriptions, self.metrics,
@@ -186,6 +185,7 @@ class EdgeRuntime:
             if not batch:
                 break
             self._process(batch)
+        self._wiring.snapshot_at_stop()
         self._close()
 
     def _close(self) -> None:

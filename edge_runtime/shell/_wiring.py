@@ -34,7 +34,14 @@ from edge_runtime.shell._intake import Inbound, Intake, Reject, VdaInbound
 from edge_runtime.shell._journal import Journal, boot_record
 from edge_runtime.shell._startup import log_startup
 from edge_runtime.shell._vda_status import Out, VdaStatus
-from edge_runtime.store import EventStore, WorkflowCache, maybe_snapshot, recover, store_path
+from edge_runtime.store import (
+    EventStore,
+    WorkflowCache,
+    maybe_snapshot,
+    recover,
+    replays_to_snapshot,
+    store_path,
+)
 from edge_runtime.templates import read_template_sources, templates_from_sources
 from edge_runtime.vda5050 import VdaBridge, VdaMaster, VdaTranslation
 from topics import Message, ProtocolError, encode, encode_vda, parse_topic
@@ -217,20 +224,51 @@ class CoreHost:
             lambda: Core(old.facility, self.templates, config=old.config),
         )
 
+    def snapshot_at_stop(self) -> None:
+        """On a graceful stop, keep the live projection as a snapshot at its last seq (unless
+        one is there): the next start replays nothing, and ``replays_to_snapshot`` (the chaos
+        test, ``fleetflow edge verify``) can check that the log folds to exactly this state.
+        Skipped when the projection is not the committed state."""
+        seq = self.core.last_seq
+        newest = self.store.latest_snapshot()
+        if seq == 0 or seq != self.store.last_seq or (newest is not None and newest.seq == seq):
+            return
+        self.store.save_snapshot(seq, self.core.snapshot())
+        self.store.prune_snapshots()
+
     def close(self) -> None:
         """Close the store (releases the RocksDB lock)."""
         self.store.close()
 
 
-def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
-    """Open the facility's store and recover its core: newest snapshot + replay of the tail;
-    with ``--vda``, the VDA 5050 master takes up its records (AGVs' liveness from ``now``)."""
+def _core_parts(config: EdgeConfig) -> tuple[
+        FacilityMap | None, Path, dict[str, str], dict[str, Template], CoreConfig]:
+    """The map, templates (dir, sources, parsed) and core options an edge runs with."""
     facility_map = load_map(config.map_path) if config.map_path else None
     templates_dir = config.templates_dir or _TEMPLATES_DEFAULT
     sources = read_template_sources(templates_dir) if templates_dir.is_dir() else {}
     templates = templates_from_sources(sources, templates_dir)  # errors: full path
     core_config = CoreConfig(cost=map_cost(facility_map) if facility_map else None,
                              exclusive_zones=zones_by_node(facility_map), **config.extra)
+    return facility_map, templates_dir, sources, templates, core_config
+
+
+def verify_log(config: EdgeConfig) -> tuple[str, int, str | None]:
+    """Check, on a stopped edge's store, that its whole log replays to the newest snapshot
+    (after a graceful stop: the state the edge ran with). The facility, the seq checked, and
+    ``None`` or what differs; ``StoreError`` if the store cannot tell."""
+    _map, _dir, _sources, templates, core_config = _core_parts(config)
+    with EventStore(store_path(config.data_dir), None, read_only=True) as store:
+        facility = store.facility
+        seq, difference = replays_to_snapshot(
+            store, lambda: Core(facility, templates, config=core_config))
+    return facility, seq, difference
+
+
+def open_core(config: EdgeConfig, now: float | None = None) -> CoreHost:
+    """Open the facility's store and recover its core: newest snapshot + replay of the tail;
+    with ``--vda``, the VDA 5050 master takes up its records (AGVs' liveness from ``now``)."""
+    facility_map, templates_dir, sources, templates, core_config = _core_parts(config)
     path = store_path(config.data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     store = EventStore(path, config.facility, sync=config.sync,  # type: ignore[arg-type]

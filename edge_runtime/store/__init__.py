@@ -25,7 +25,14 @@ from edge_runtime.store._inputs import (
 )
 from edge_runtime.store._layout import SCHEMA_VERSION, seq_key
 from edge_runtime.store._log import SyncMode
-from edge_runtime.store._recovery import Projection, maybe_snapshot, recover, replay, state_at
+from edge_runtime.store._recovery import (
+    Projection,
+    maybe_snapshot,
+    recover,
+    replay,
+    replays_to_snapshot,
+    state_at,
+)
 from edge_runtime.store._store import EventStore, StoredSnapshot
 
 __all__ = [
@@ -50,6 +57,7 @@ __all__ = [
     "recover",
     "refusal",
     "replay",
+    "replays_to_snapshot",
     "seq_key",
     "state_at",
     "store_path",

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import msgpack
 
 from edge_runtime.core import Event
 from edge_runtime.store._errors import StoreError
 from edge_runtime.store._store import EventStore
 
-__all__ = ["Projection", "maybe_snapshot", "recover", "replay", "state_at"]
+__all__ = [
+    "Projection", "maybe_snapshot", "recover", "replay", "replays_to_snapshot", "state_at",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -100,6 +104,42 @@ def state_at(
         raise StoreError(f"seq {seq} is outside the log of {store.facility} (0..{store.last_seq})")
     projection = _from_snapshot(store, seq, restore, empty)
     return replay(store, projection, seq)
+
+
+def replays_to_snapshot(store: EventStore, empty: Callable[[], P]) -> tuple[int, str | None]:
+    """Fold the whole log into ``empty()`` up to the newest snapshot and compare the bytes.
+
+    The newest snapshot is what a projection was when it was saved — after a graceful stop,
+    the live state of the edge that stopped (``CoreHost.snapshot_at_stop``), however many
+    restarts from older snapshots it went through. Returns the seq checked and ``None`` when
+    replay gives exactly those bytes, else what differs. ``StoreError`` if there is no
+    snapshot or the log no longer starts at seq 1.
+    """
+    snap = store.latest_snapshot()
+    if snap is None:
+        raise StoreError(f"{store.path} holds no snapshot to check the log against")
+    if store.first_seq > 1:
+        raise StoreError(f"the log of {store.path} starts at seq {store.first_seq}, not 1")
+    replayed = replay(store, empty(), snap.seq).snapshot()
+    if replayed == snap.data:
+        return snap.seq, None
+    return snap.seq, f"replaying seq 1..{snap.seq} differs from its snapshot: " + _first_difference(
+        msgpack.unpackb(replayed, raw=False, strict_map_key=False),
+        msgpack.unpackb(snap.data, raw=False, strict_map_key=False), "state")
+
+
+def _first_difference(replayed: Any, saved: Any, path: str) -> str:
+    """Where two decoded snapshots first differ, for a person reading a failed check."""
+    if isinstance(replayed, list) and isinstance(saved, list):
+        for n, (a, b) in enumerate(zip(replayed, saved, strict=False)):
+            if a != b:
+                return _first_difference(a, b, f"{path}[{n}]")
+        return f"{path}: {len(replayed)} items replayed, {len(saved)} saved"
+    if isinstance(replayed, dict) and isinstance(saved, dict):
+        for key in sorted(set(replayed) | set(saved), key=str):
+            if replayed.get(key) != saved.get(key):
+                return _first_difference(replayed.get(key), saved.get(key), f"{path}[{key!r}]")
+    return f"{path}: replayed {str(replayed)[:200]}, saved {str(saved)[:200]}"
 
 
 def maybe_snapshot(store: EventStore, projection: Projection) -> bool:

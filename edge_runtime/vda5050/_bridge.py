@@ -157,7 +157,10 @@ class VdaBridge:
         out = self.master.handle_vda(manufacturer, serial, kind, message, now)
         self._agvs[serial] = (manufacturer, serial)
         result = self._translate(out, now)
-        if kind == "state":
+        if kind == "state" and not self.master.session(manufacturer, serial).lost:
+            # An AGV the master holds lost (its connection broken or OFFLINE, no ONLINE
+            # since) is not back because a state arrives: the core would take it as a
+            # rejoin and assign it steps the master can only fail (agv_lost).
             result.inputs.append(self._state(serial, message, now))
         return result
 
