@@ -33,7 +33,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIPS: list[tuple[str, str]] = [
     (r"^fleetflow up\b", "a long-running server (the stack this test runs is one)"),
     (r"^fleetflow broker(?! (passwd|mosquitto-config)\b)", "a long-running server"),
-    (r"^fleetflow edge(?! backup\b)", "a long-running server (the stack runs two edges)"),
+    (r"^fleetflow edge(?! (backup|verify)\b)", "a long-running server (the stack runs two edges)"),
     (r"^fleetflow edge verify\b", "needs a stopped edge's store (the stack's edges run)"),
     (r"^fleetflow hub(?! token\b)", "a long-running server (the stack runs the hub)"),
     (r"^fleetflow dashboard\b", "a long-running server (the stack runs the dashboard)"),

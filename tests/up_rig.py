@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,11 +23,25 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() els
 SCRIPT = ROOT / "scripts" / "test_workflow_state_management.sh"
 
 
+def _free_pair() -> int:
+    """A free port whose next one is free too: ``up`` serves its edges' metrics on
+    ``--metrics-port`` and the one after it."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two free ports in a row on 127.0.0.1")
+
+
 class Up:
     """One ``fleetflow up``: its ports, data dir, output lines, and an API client."""
 
     def __init__(self, tmp: Path, *extra: str, data: Path | None = None) -> None:
-        self.mqtt_port, self.metrics_port, self.api_port = free_port(), free_port(), free_port()
+        self.mqtt_port, self.metrics_port, self.api_port = free_port(), _free_pair(), free_port()
         self.data = data or tmp / "ff"
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.dashboard_port = free_port()
